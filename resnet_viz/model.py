@@ -1,0 +1,199 @@
+"""The ResNet module: stem, then stages `layer1`..`layerN` of residual blocks, then the head.
+
+One class builds every variant that a `ResNetConfig` describes. `build_model` is the entry point;
+on the `meta` device it builds the full structure without allocating any weights.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from resnet_viz.blocks import BLOCKS, ResidualBlock, conv3x3, make_shortcut
+from resnet_viz.config import ResNetConfig
+from resnet_viz.devices import resolve_device
+from resnet_viz.presets import get_preset, preset_name
+
+logger = logging.getLogger(__name__)
+
+
+class ResNet(nn.Module):
+    """A ResNet built from a config; torchvision's attribute names, so its weights load."""
+
+    def __init__(self, config: ResNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._make_stem()
+
+        self.inplanes = config.stem_width
+        self.dilation = 1
+        self.stage_names = [f"layer{index + 1}" for index in range(config.num_stages)]
+        for index, name in enumerate(self.stage_names):
+            self.add_module(name, self._make_layer(index))
+
+        # A pre-activation network ends its last block on an addition; normalise and activate
+        # once more before pooling, as He et al. 2016 do.
+        self.final_bn = nn.BatchNorm2d(config.out_channels) if config.preact else None
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(config.out_channels, config.num_classes)
+
+        self._init_weights()
+
+    def _make_stem(self) -> None:
+        c = self.config
+        if c.stem == "imagenet":
+            self.conv1: nn.Module = nn.Conv2d(
+                c.in_channels, c.stem_width, kernel_size=7, stride=2, padding=3, bias=False
+            )
+        elif c.stem == "cifar":
+            self.conv1 = conv3x3(c.in_channels, c.stem_width)
+        else:
+            # Three 3x3 convs see as far as one 7x7 for less compute (Bag of Tricks).
+            if c.stem == "deep":
+                inner = (c.stem_width // 2, c.stem_width // 2)
+            else:
+                inner = (c.stem_width * 3 // 8, c.stem_width // 2)
+            self.conv1 = nn.Sequential(
+                conv3x3(c.in_channels, inner[0], stride=2),
+                nn.BatchNorm2d(inner[0]),
+                nn.ReLU(),
+                conv3x3(inner[0], inner[1]),
+                nn.BatchNorm2d(inner[1]),
+                nn.ReLU(),
+                conv3x3(inner[1], c.stem_width),
+            )
+
+        # The CIFAR pre-activation nets hand the bare conv output to the first block, which
+        # normalises it itself.
+        has_norm = not (c.preact and c.stem == "cifar")
+        self.bn1 = nn.BatchNorm2d(c.stem_width) if has_norm else None
+        self.relu = nn.ReLU()
+        self.maxpool = (
+            None if c.stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        )
+
+    def _make_layer(self, stage_index: int) -> nn.Sequential:
+        c = self.config
+        block = BLOCKS[(c.block, c.preact)]
+        planes = c.widths[stage_index]
+        out_channels = planes * c.expansion
+        stride = c.stage_strides[stage_index]
+        previous_dilation = self.dilation
+        if stage_index + 1 in c.dilated_stages:
+            self.dilation *= 2
+
+        extra = {}
+        if c.block == "bottleneck":
+            extra = {
+                "groups": c.groups,
+                "base_width": c.width_per_group,
+                "stride_in_1x1": c.stride_in_1x1,
+            }
+
+        blocks = []
+        for block_index in range(c.blocks_per_stage[stage_index]):
+            # Only the first block of a stage changes the shape; the rest keep it.
+            block_stride = stride if block_index == 0 else 1
+            downsample = None
+            if c.residual:
+                downsample = make_shortcut(
+                    c.shortcut, self.inplanes, out_channels, block_stride, not c.preact
+                )
+            blocks.append(
+                block(
+                    self.inplanes,
+                    planes,
+                    block_stride,
+                    downsample,
+                    dilation=self.dilation,
+                    first_dilation=previous_dilation if block_index == 0 else self.dilation,
+                    se=c.se,
+                    residual=c.residual,
+                    **extra,
+                )
+            )
+            self.inplanes = out_channels
+        return nn.Sequential(*blocks)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+        # Each block then starts as the identity, which helps very deep nets train (Goyal et
+        # al. 2017, arXiv:1706.02677).
+        if self.config.zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, ResidualBlock):
+                    nn.init.zeros_(module.last_branch_layer().weight)
+
+    def stages(self) -> list[nn.Sequential]:
+        """The stages in order: `layer1`, `layer2`, ..."""
+        return [getattr(self, name) for name in self.stage_names]
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The feature maps of the last stage, (N, out_channels, H / output_stride, ...)."""
+        x = self.conv1(x)
+        if self.bn1 is not None:
+            x = self.relu(self.bn1(x))
+        if self.maxpool is not None:
+            x = self.maxpool(x)
+
+        for stage in self.stages():
+            x = stage(x)
+
+        if self.final_bn is not None:
+            x = self.relu(self.final_bn(x))
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.forward_features(x)
+
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)  # (N, C, 1, 1) -> (N, C)
+        return self.fc(x)
+
+
+def resolve_config(config: ResNetConfig | str) -> ResNetConfig:
+    """A config from a config or a preset name."""
+    if isinstance(config, ResNetConfig):
+        return config
+    if isinstance(config, str):
+        return get_preset(config)
+    raise ValueError(f"expected a ResNetConfig or a preset name, got {type(config).__name__}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Learnable parameters, each counted once even where a module is shared."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(config: ResNetConfig | str, device: str | torch.device = "cpu") -> ResNet:
+    """Build the network that `config` (or a preset name) describes.
+
+    Args:
+        config: A `ResNetConfig` or the name of a preset, such as "resnet50".
+        device: Where the weights live. "meta" builds the whole structure with no weights at
+            all, which is enough for shapes, counts and diagrams.
+
+    Returns:
+        The model, randomly initialised as torchvision does, in eval mode: everything in this
+        project inspects networks rather than trains them. Call `.train()` to train it.
+    """
+    config = resolve_config(config)
+    target = resolve_device(device)
+    with torch.device(target):
+        model = ResNet(config)
+    model.eval()
+    logger.info(
+        "built %s on %s: %s parameters",
+        preset_name(config) or "custom ResNet",
+        target,
+        f"{count_parameters(model):,}",
+    )
+    return model

@@ -1,0 +1,55 @@
+"""The Streamlit app, run headless with AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).parent.parent / "app.py")
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_app_starts_on_resnet50() -> None:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+
+    assert not at.exception
+    assert _metrics(at)["Parameters"] == "25.56 M"
+    assert _metrics(at)["Depth"] == "50"
+    assert at.query_params["model"] == "resnet50"
+
+
+def test_app_switches_preset_and_updates_url() -> None:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+
+    at.sidebar.selectbox[0].select("resnet56").run()
+
+    assert not at.exception
+    assert _metrics(at)["Parameters"] == "0.85 M"
+    assert _metrics(at)["Output stride"] == "4"
+    assert at.query_params["model"] == "resnet56"
+
+
+def test_app_reopens_a_custom_config_from_the_url() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "resnet18~se-1"
+
+    at.run()
+
+    assert not at.exception
+    assert at.subheader[0].value == "resnet18 with se=True"
+    assert '"se": true' in at.code[0].value
+
+
+def test_app_bad_url_falls_back_with_a_message() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "resnet50~n-0.0"
+
+    at.run()
+
+    assert not at.exception
+    assert "could not be read" in at.warning[0].value
+    assert _metrics(at)["Parameters"] == "25.56 M"
