@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class ResNet(nn.Module):
     """A ResNet built from a config; torchvision's attribute names, so its weights load."""
 
-    def __init__(self, config: ResNetConfig) -> None:
+    def __init__(self, config: ResNetConfig, init_weights: bool = True) -> None:
         super().__init__()
         self.config = config
         self._make_stem()
@@ -39,7 +39,8 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(config.out_channels, config.num_classes)
 
-        self._init_weights()
+        if init_weights:
+            self._init_weights()
 
     def _make_stem(self) -> None:
         c = self.config
@@ -188,7 +189,8 @@ def build_model(config: ResNetConfig | str, device: str | torch.device = "cpu") 
     config = resolve_config(config)
     target = resolve_device(device)
     with torch.device(target):
-        model = ResNet(config)
+        # Meta tensors hold no values, so there is nothing to initialise.
+        model = ResNet(config, init_weights=target.type != "meta")
     model.eval()
     logger.info(
         "built %s on %s: %s parameters",
