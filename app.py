@@ -1,7 +1,8 @@
 """resnet-viz in the browser: `streamlit run app.py`.
 
-For now one page: pick a preset and see its headline figures and structure. The pages for
-diagrams, compute, activations, comparison and the lecture mode build on this.
+For now one page: pick a preset and see its headline figures, the paper's Table 1 and its
+structure. The pages for diagrams, compute, activations, comparison and the lecture mode build
+on this.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import logging
 
 import streamlit as st
 
-from resnet_viz import PRESETS, ResNetConfig, build_model, count_parameters
+from resnet_viz import PRESETS, ResNetConfig, build_model
+from resnet_viz.analysis import Analysis, analyze
+from resnet_viz.paper_table import human, to_markdown
 from resnet_viz.presets import FAMILIES, describe, preset_name
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -19,11 +22,17 @@ DEFAULT_PRESET = "resnet50"
 CUSTOM = "custom"
 
 
-@st.cache_resource(show_spinner=False)
-def load_structure(token: str) -> tuple[int, str]:
-    """Parameter count and module tree of a config; built on `meta`, so it costs no memory."""
-    model = build_model(ResNetConfig.from_url_token(token), device="meta")
-    return count_parameters(model), str(model)
+@st.cache_data(show_spinner=False)
+def load_analysis(token: str) -> Analysis:
+    """Every layer's numbers at 224x224 (32x32 for CIFAR nets), traced on `meta`: no memory."""
+    config = ResNetConfig.from_url_token(token)
+    return analyze(config, input_size=32 if config.stem == "cifar" else 224)
+
+
+@st.cache_data(show_spinner=False)
+def load_tree(token: str) -> str:
+    """PyTorch's own printout of the module."""
+    return str(build_model(ResNetConfig.from_url_token(token), device="meta"))
 
 
 def config_from_url() -> ResNetConfig:
@@ -48,15 +57,23 @@ def preset_picker_ui(current: ResNetConfig) -> ResNetConfig:
     return current if choice in (CUSTOM, current_name) else PRESETS[choice]
 
 
-def headline_ui(config: ResNetConfig, params: int) -> None:
-    cols = st.columns(4)
-    cols[0].metric("Parameters", f"{params / 1e6:.2f} M", help=f"{params:,} learnable")
-    cols[1].metric("Depth", config.depth, help="weighted layers on the main path")
-    cols[2].metric("Blocks per stage", "-".join(map(str, config.blocks_per_stage)))
-    cols[3].metric("Output stride", config.output_stride)
+def headline_ui(config: ResNetConfig, analysis: Analysis) -> None:
+    cols = st.columns(5)
+    params = analysis.total_params
+    cols[0].metric("Parameters", human(params), help=f"{params:,} learnable")
+    cols[1].metric(
+        "Mult-adds",
+        human(analysis.mult_adds),
+        help=f"{analysis.mult_adds:,} multiply-adds for one image; FLOPs are twice this",
+    )
+    cols[2].metric("Depth", config.depth, help="weighted layers on the main path")
+    cols[3].metric("Blocks per stage", "-".join(map(str, config.blocks_per_stage)))
+    cols[4].metric("Output stride", config.output_stride)
+    height, width = analysis.input_size
     st.caption(
-        "Parameters are learnable weights only; BatchNorm running statistics are buffers "
-        "and are not counted."
+        f"At a {height}x{width} input. Parameters are learnable weights only (BatchNorm running "
+        "statistics are buffers). Mult-adds are what the papers call FLOPs; counters such as "
+        "torch.utils.flop_counter report twice as many."
     )
 
 
@@ -70,11 +87,14 @@ def main() -> None:
 
     st.subheader(describe(config))
     try:
-        params, tree = load_structure(token)
+        analysis = load_analysis(token)
     except ValueError as err:
         st.error(str(err))
         st.stop()
-    headline_ui(config, params)
+    headline_ui(config, analysis)
+
+    st.markdown("**Table 1** (as in He et al. 2015)")
+    st.markdown(to_markdown(analysis, titles=["layers"]), unsafe_allow_html=True)
 
     left, right = st.columns([2, 3])
     with left:
@@ -84,7 +104,7 @@ def main() -> None:
         st.markdown("**Stages**")
         st.dataframe(stage_rows(config), hide_index=True)
         with st.expander("Module tree (PyTorch's own printout)"):
-            st.code(tree, language="text", height=500)
+            st.code(load_tree(token), language="text", height=500)
 
 
 def stage_rows(config: ResNetConfig) -> list[dict[str, object]]:

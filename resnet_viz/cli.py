@@ -7,14 +7,19 @@ other programs read (JSON) goes to standard output alone.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from resnet_viz import __version__
+from resnet_viz.analysis import Analysis, analyze
 from resnet_viz.model import build_model, count_parameters
-from resnet_viz.presets import FAMILIES, PRESETS, family_of
+from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
+from resnet_viz.presets import FAMILIES, PRESETS, describe, family_of, parse_model_spec
 
 
 def _preset_rows(family: str | None) -> list[dict[str, object]]:
@@ -75,6 +80,137 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_analysis(args: argparse.Namespace, spec: str) -> Analysis:
+    config = parse_model_spec(spec)
+    with warnings.catch_warnings():
+        # The analysis keeps its warnings; they are printed once, below, in our own words.
+        warnings.simplefilter("ignore")
+        analysis = analyze(
+            config, input_size=args.input, batch=args.batch, device=args.device, dtype=args.dtype
+        )
+    for message in analysis.warnings:
+        print(f"resnet-viz: warning: {message}", file=sys.stderr)
+    return analysis
+
+
+def _summary_rows(analysis: Analysis) -> list[list[str]]:
+    rows = []
+    for r in sorted(analysis.records, key=lambda record: record.start_order):
+        call = f" ({r.call_index + 1})" if r.call_index else ""
+        # Containers show their subtotal in parentheses, so that a column sum stays true.
+        wrap = (lambda v: v) if r.is_leaf else (lambda v: f"({v})")
+        rf = "" if r.receptive_field is None else f"{r.receptive_field} / {r.jump}"
+        if r.global_context:
+            rf += " g"
+        rows.append(
+            [
+                "  " * (r.depth - 1) + r.name + call,
+                r.type,
+                " x ".join(map(str, r.output_shape)),
+                wrap(f"{r.params:,}") if r.params else "",
+                wrap(f"{r.mult_adds:,}") if r.mult_adds else "",
+                rf,
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADER = ["layer", "type", "output shape", "params", "mult-adds", "RF / jump"]
+
+
+def _summary_text(analysis: Analysis) -> str:
+    rows = _summary_rows(analysis)
+    widths = [max(len(row[i]) for row in [SUMMARY_HEADER, *rows]) for i in range(6)]
+    right = {3, 4}
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    memory = analysis.memory
+    height, width = analysis.input_size
+    training = (
+        "not possible (BatchNorm would see one value per channel)"
+        if memory.training_activations is None
+        else f"{_mb(memory.training_activations)} kept for backward; "
+        f"{_mb(memory.training_total or 0)} with parameters and gradients"
+    )
+    lines = [
+        f"{describe(analysis.config) if analysis.config else 'model'} at "
+        f"{analysis.batch} x {height} x {width}, {analysis.dtype}, traced on {analysis.device}",
+        "",
+        fmt(SUMMARY_HEADER),
+        fmt(["-" * w for w in widths]),
+        *map(fmt, rows),
+        "",
+        f"parameters:  {analysis.total_params:,} ({analysis.trainable_params:,} trainable)",
+        f"mult-adds:   {analysis.mult_adds:,} ({human(analysis.mult_adds)} MACs; the papers' "
+        f"'FLOPs' are these)",
+        f"FLOPs:       {analysis.flops:,} (2 x mult-adds, as FLOP counters report)",
+        f"memory:      parameters {_mb(memory.parameters)}, buffers {_mb(memory.buffers)}",
+        f"activations: inference peak {_mb(memory.inference_peak)}; training {training}",
+        "",
+        "RF / jump: receptive field and effective stride in input pixels, over every path; "
+        "g: also sees the whole image through a global pool (SE gate, head).",
+    ]
+    return "\n".join(lines)
+
+
+def _mb(count: int) -> str:
+    return f"{count / 2**20:.2f} MiB"
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    analysis = _run_analysis(args, args.model)
+    if args.format == "json":
+        print(json.dumps(analysis.to_dict(), indent=2))
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(list(analysis.records[0].to_dict()))
+        for record in analysis.records:
+            writer.writerow(
+                json.dumps(v) if isinstance(v, list) else v for v in record.to_dict().values()
+            )
+        print(buffer.getvalue(), end="")
+    elif args.format == "markdown":
+        print("| " + " | ".join(SUMMARY_HEADER) + " |")
+        print("|" + "---|" * len(SUMMARY_HEADER))
+        for row in _summary_rows(analysis):
+            row[0] = row[0].strip()
+            print("| " + " | ".join(row) + " |")
+    else:
+        print(_summary_text(analysis))
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    analyses = [_run_analysis(args, spec) for spec in args.models]
+    render = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}[args.format]
+    print(render(analyses), end="")
+    return 0
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", default="224", help="input size: 224, or HEIGHTxWIDTH such as 160x192"
+    )
+    parser.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
+    parser.add_argument(
+        "--device",
+        default="meta",
+        help="meta (no weights, the default), cpu, cuda or mps: where the traced pass runs",
+    )
+    parser.add_argument(
+        "--dtype", default="float32", help="float32, float16 or bfloat16, for bytes and memory"
+    )
+
+
+MODEL_HELP = "a preset name, a link token (resnet50~se-1), inline JSON or a JSON file"
+
+
 def _make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resnet-viz",
@@ -91,6 +227,22 @@ def _make_parser() -> argparse.ArgumentParser:
     presets.add_argument("--family", choices=sorted(FAMILIES), help="only this family")
     presets.add_argument("--format", choices=("table", "json"), default="table")
     presets.set_defaults(handler=_cmd_presets)
+
+    summary = commands.add_parser(
+        "summary", help="every layer's shape, parameters, mult-adds and receptive field"
+    )
+    summary.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    _add_analysis_options(summary)
+    summary.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
+    summary.set_defaults(handler=_cmd_summary)
+
+    table = commands.add_parser(
+        "table", help="the paper's Table 1; several models give one column each"
+    )
+    table.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
+    _add_analysis_options(table)
+    table.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
+    table.set_defaults(handler=_cmd_table)
     return parser
 
 

@@ -150,3 +150,24 @@ def family_of(name: str) -> str:
         if name in names:
             return family
     raise ValueError(f"unknown preset {name!r}")
+
+
+def parse_model_spec(spec: str) -> ResNetConfig:
+    """A config from what a user types: a preset name, a URL token, inline JSON or a JSON file."""
+    from pathlib import Path
+
+    text = spec.strip()
+    if text.startswith("{"):
+        return ResNetConfig.from_json(text)
+    if text.endswith(".json") or "/" in text or "\\" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"configuration file {text!r} does not exist")
+        try:
+            content = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"configuration file {text!r} cannot be read: {err}") from None
+        return ResNetConfig.from_json(content)
+    if "~" in text:
+        return ResNetConfig.from_url_token(text)
+    return get_preset(text)

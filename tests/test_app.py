@@ -17,8 +17,10 @@ def test_app_starts_on_resnet50() -> None:
     at = AppTest.from_file(APP, default_timeout=60).run()
 
     assert not at.exception
-    assert _metrics(at)["Parameters"] == "25.56 M"
+    assert _metrics(at)["Parameters"] == "25.6M"
+    assert _metrics(at)["Mult-adds"] == "4.09G"
     assert _metrics(at)["Depth"] == "50"
+    assert any("[1x1, 256; 3x3, 256; 1x1, 1024] x 6" in m.value for m in at.markdown)
     assert at.query_params["model"] == "resnet50"
 
 
@@ -28,7 +30,8 @@ def test_app_switches_preset_and_updates_url() -> None:
     at.sidebar.selectbox[0].select("resnet56").run()
 
     assert not at.exception
-    assert _metrics(at)["Parameters"] == "0.85 M"
+    assert _metrics(at)["Parameters"] == "853K"
+    assert _metrics(at)["Mult-adds"] == "125M"
     assert _metrics(at)["Output stride"] == "4"
     assert at.query_params["model"] == "resnet56"
 
@@ -52,4 +55,4 @@ def test_app_bad_url_falls_back_with_a_message() -> None:
 
     assert not at.exception
     assert "could not be read" in at.warning[0].value
-    assert _metrics(at)["Parameters"] == "25.56 M"
+    assert _metrics(at)["Parameters"] == "25.6M"

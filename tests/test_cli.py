@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from resnet_viz import PRESETS
+from resnet_viz import PRESETS, ResNetConfig
 from resnet_viz.cli import main
 
 
@@ -57,3 +60,121 @@ def test_cli_console_script_is_installed() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "wide_resnet101_2" in result.stdout and "126,886,696" in result.stdout
+
+
+def test_cli_summary_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet50", "--input", "160x192", "--format", "json"]) == 0
+
+    data = json.loads(capsys.readouterr().out)
+
+    assert {
+        "config",
+        "input_size",
+        "total_params",
+        "trainable_params",
+        "mult_adds",
+        "flops",
+        "memory",
+        "layers",
+    } <= set(data)
+    assert data["input_size"] == [160, 192]
+    assert data["total_params"] == 25_557_032
+    assert data["flops"] == 2 * data["mult_adds"]
+    layer = data["layers"][0]
+    assert {
+        "name",
+        "call_index",
+        "type",
+        "input_shapes",
+        "output_shape",
+        "params",
+        "mult_adds",
+        "receptive_field",
+        "jump",
+    } <= set(layer)
+    assert layer["name"] == "conv1" and layer["output_shape"] == [1, 64, 80, 96]
+    # The config in the JSON is the form MODEL accepts, so it can be passed back.
+    assert ResNetConfig.from_dict(data["config"]) == PRESETS["resnet50"]
+
+
+def test_cli_summary_takes_json_file_and_inline_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = PRESETS["resnet56"].replace(se=True)
+    path = tmp_path / "net.json"
+    path.write_text(config.to_json())
+
+    assert main(["summary", str(path), "--input", "32", "--format", "json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["summary", config.to_json(), "--input", "32", "--format", "json"]) == 0
+    inline = json.loads(capsys.readouterr().out)
+
+    assert from_file["total_params"] == inline["total_params"] > 853_018
+    assert ResNetConfig.from_dict(from_file["config"]) == config
+
+
+def test_cli_summary_table_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet18"]) == 0
+
+    out = capsys.readouterr().out
+
+    assert "mult-adds:   1,814,083,944" in out
+    assert "parameters:  11,689,512" in out
+    assert "layer4.1.relu (2)" in out
+    assert "435 / 32" in out
+
+
+def test_cli_summary_csv_and_markdown(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet20", "--input", "32", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert main(["summary", "resnet20", "--input", "32", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+
+    assert rows[0]["name"] == "conv1" and rows[0]["receptive_field"] == "3"
+    # By hand: convs 442,368 + 6 x 2,359,296 + 2 x (1,179,648 + 5 x 2,359,296); BatchNorms
+    # count 2C once per image: 32 + 6 x 32 + 6 x 64 + 6 x 128; the fc 64 x 10 + 10.
+    assert sum(int(r["mult_adds"]) for r in rows if r["is_leaf"] == "True") == 40_552_426
+    assert markdown.splitlines()[0].startswith("| layer | type |")
+
+
+def test_cli_table_latex_for_the_paper_family(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["table", "resnet18", "resnet34", "resnet50", "--format", "latex"]) == 0
+
+    out = capsys.readouterr().out
+
+    assert r"\toprule" in out and "resnet34" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["summary", "resnet18", "--device", "cuda"], "device 'cuda' is not available"),
+        (["summary", "resnet18", "--input", "0"], "input size 0x0 is out of range"),
+        (["summary", "resnet18", "--dtype", "int8"], "dtype 'int8' is not supported"),
+        (["summary", "resnet18", "--batch", "0"], "batch must be an integer from 1"),
+        (["summary", "resnet5O"], "unknown preset 'resnet5O'"),
+        (["summary", "missing.json"], "configuration file 'missing.json' does not exist"),
+        (["summary", '{"blocks_per_stage": [2, 0]}'], "blocks_per_stage must be positive"),
+        (["table", "resnet18", "--format", "latex", "--input", "huge"], "is not a size"),
+    ],
+)
+def test_cli_bad_input_is_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+
+    assert main(argv) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("resnet-viz: error: ")
+    assert message in err
+
+
+def test_cli_small_input_warns_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet18", "--input", "7", "--format", "json"]) == 0
+
+    captured = capsys.readouterr()
+
+    assert "resnet-viz: warning: input 7x7 leaves layer2" in captured.err
+    assert json.loads(captured.out)["warnings"]
