@@ -496,7 +496,8 @@ def analyze(
             f"work on ({err.detail.splitlines()[0]}); {hint}"
         ) from None
 
-    records = _records_from(calls, torch.empty((), dtype=torch_dtype).element_size())
+    itemsize = torch.empty((), dtype=torch_dtype).element_size()
+    records = _records_from(calls, itemsize)
     meta_x = torch.empty(batch, channels, height, width, device="meta", dtype=torch_dtype)
     training: int | None = None
     # BatchNorm refuses to train on one value per channel (batch 1 with 1x1 maps), as it
@@ -505,7 +506,6 @@ def analyze(
         r.type.startswith("BatchNorm") and math.prod(r.output_shape[2:]) == 1 for r in records
     ):
         training = _training_activations(meta_model, meta_x)
-    itemsize = torch.empty((), dtype=torch_dtype).element_size()
     params = list(model.parameters())
     analysis = Analysis(
         config=config,
@@ -521,7 +521,11 @@ def analyze(
             dtype=dtype_name,
             batch=batch,
             parameters=sum(p.numel() for p in params) * itemsize,
-            buffers=sum(b.numel() * b.element_size() for b in model.buffers()),
+            # Floating buffers (running statistics) take the dtype; counters stay integers.
+            buffers=sum(
+                b.numel() * (itemsize if b.is_floating_point() else b.element_size())
+                for b in model.buffers()
+            ),
             inference_peak=peak,
             training_activations=training,
         ),

@@ -241,6 +241,16 @@ def test_analysis_training_activations_by_hand() -> None:
     assert analysis.memory.parameters == (4 * 3 * 9 + 4 + 2 * 4 * 9 + 2) * 4
 
 
+def test_analysis_memory_in_bfloat16_is_the_same_on_meta_and_cpu() -> None:
+    on_meta = analyze("resnet18", input_size=64, batch=2, dtype="bfloat16")
+    on_cpu = analyze("resnet18", input_size=64, batch=2, dtype="bfloat16", device="cpu")
+
+    assert on_cpu.memory == on_meta.memory
+    # 2 bytes per running mean and variance, 8 per num_batches_tracked counter
+    batchnorms = [r for r in on_meta.records if r.type == "BatchNorm2d"]
+    assert on_meta.memory.buffers == sum(2 * 2 * r.output_shape[1] + 8 for r in batchnorms)
+
+
 def test_analysis_memory_scales_with_batch_and_dtype() -> None:
     base = analyze("resnet50", input_size=64, batch=2)
     doubled = analyze("resnet50", input_size=64, batch=4)
