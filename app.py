@@ -8,6 +8,7 @@ on this.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import streamlit as st
 
@@ -22,14 +23,18 @@ DEFAULT_PRESET = "resnet50"
 CUSTOM = "custom"
 
 
-@st.cache_data(show_spinner=False)
+# Bounded, so that a stream of distinct links cannot grow the server's memory without end.
+@st.cache_data(show_spinner=False, max_entries=64)
 def load_analysis(token: str) -> Analysis:
     """Every layer's numbers at 224x224 (32x32 for CIFAR nets), traced on `meta`: no memory."""
     config = ResNetConfig.from_url_token(token)
-    return analyze(config, input_size=32 if config.stem == "cifar" else 224)
+    with warnings.catch_warnings():
+        # Kept in analysis.warnings and shown on the page instead.
+        warnings.simplefilter("ignore")
+        return analyze(config, input_size=32 if config.stem == "cifar" else 224)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=64)
 def load_tree(token: str) -> str:
     """PyTorch's own printout of the module."""
     return str(build_model(ResNetConfig.from_url_token(token), device="meta"))
@@ -92,6 +97,8 @@ def main() -> None:
         st.error(str(err))
         st.stop()
     headline_ui(config, analysis)
+    for message in analysis.warnings:
+        st.warning(message)
 
     st.markdown("**Table 1** (as in He et al. 2015)")
     st.markdown(to_markdown(analysis, titles=["layers"]), unsafe_allow_html=True)

@@ -29,7 +29,7 @@ from torch import nn
 
 from resnet_viz.blocks import ZeroPadShortcut
 from resnet_viz.config import ResNetConfig
-from resnet_viz.devices import resolve_device
+from resnet_viz.devices import check_fits, resolve_device
 from resnet_viz.model import build_model, resolve_config
 from resnet_viz.tracing import Call, MetaTrainingMode, Tracer, saved_for_backward
 
@@ -202,7 +202,7 @@ def parse_input_size(value: Any) -> tuple[int, int]:
     """224, "224", (160, 192) or "160x192" -> (height, width)."""
     if isinstance(value, str):
         parts = value.lower().replace(" ", "").split("x")
-        if not all(p.isdigit() for p in parts) or len(parts) not in (1, 2):
+        if not all(p.isascii() and p.isdigit() for p in parts) or len(parts) not in (1, 2):
             raise ValueError(
                 f"input size {value!r} is not a size; write 224 or HEIGHTxWIDTH such as 160x192"
             )
@@ -457,48 +457,39 @@ def analyze(
     if isinstance(config_or_model, nn.Module):
         config = getattr(config_or_model, "config", None)
         config = config if isinstance(config, ResNetConfig) else None
-        meta_model = _working_copy(config_or_model, torch.device("meta"), torch_dtype)
-        model = (
-            meta_model
-            if target.type == "meta"
-            else _working_copy(config_or_model, target, dtype=None)
-        )
         source = "the model handed in"
+        if target.type != "meta" and _model_device(config_or_model).type == "meta":
+            raise ValueError(
+                f"the model handed in lives on 'meta' and has no weights, so it cannot run on "
+                f"{str(target)!r}; analyse it on 'meta', or build it on {str(target)!r} first"
+            )
+        meta_model = _working_copy(config_or_model, torch.device("meta"), torch_dtype)
     else:
         config = resolve_config(config_or_model)
-        meta_model = build_model(config, device="meta").to(torch_dtype)
-        model = meta_model if target.type == "meta" else build_model(config, device=target)
         source = config_or_model if isinstance(config_or_model, str) else "this configuration"
-    channels = config.in_channels if config else _input_channels(model)
+        meta_model = build_model(config, device="meta").to(torch_dtype)
+    channels = config.in_channels if config else _input_channels(meta_model)
 
-    run_dtype = torch_dtype if target.type == "meta" else _float_dtype(model)
-    x = torch.empty(batch, channels, height, width, device=target, dtype=run_dtype)
-    if target.type != "meta":
-        x.normal_()  # a real pass on real numbers, as the user's device would see them
-    try:
-        calls, peak = _trace(model, x, track_memory=target.type == "meta")
-        if target.type != "meta":
-            meta_x = torch.empty(batch, channels, height, width, device="meta", dtype=torch_dtype)
-            _, peak = _trace(meta_model, meta_x, track_memory=True)
-    except _ShrankError as err:
-        smallest = _smallest_working_size(meta_model.float(), channels, max(height, width))
-        if smallest is not None and smallest <= min(height, width):
-            # The input was big enough, so this is a failure of another kind.
-            raise RuntimeError(f"forward pass failed in {err.layer!r}: {err.detail}") from None
-        where = f"layer {err.layer!r}" if err.layer else "a layer"
-        hint = (
-            f"the smallest square input that works is {smallest}x{smallest}"
-            if smallest
-            else "no input up to the size limit works"
-        )
-        raise ValueError(
-            f"input {height}x{width} is too small for {source}: {where} has nothing left to "
-            f"work on ({err.detail.splitlines()[0]}); {hint}"
-        ) from None
-
-    itemsize = torch.empty((), dtype=torch_dtype).element_size()
-    records = _records_from(calls, itemsize)
+    # The meta pass always runs: it gives the records, the live memory, and, before a real
+    # pass, how much that one will need.
     meta_x = torch.empty(batch, channels, height, width, device="meta", dtype=torch_dtype)
+    try:
+        calls, peak = _trace(meta_model, meta_x, track_memory=True)
+    except _ShrankError as err:
+        raise _too_small(err, meta_model, channels, (height, width), source) from None
+
+    if target.type != "meta":
+        calls = _real_pass(
+            config_or_model if isinstance(config_or_model, nn.Module) else None,
+            config,
+            meta_model,
+            target,
+            x_shape=meta_x.shape,
+            peak=peak,
+            itemsize=meta_x.element_size(),
+        )
+    itemsize = meta_x.element_size()
+    records = _records_from(calls, itemsize)
     training: int | None = None
     # BatchNorm refuses to train on one value per channel (batch 1 with 1x1 maps), as it
     # would in a real training step.
@@ -506,7 +497,7 @@ def analyze(
         r.type.startswith("BatchNorm") and math.prod(r.output_shape[2:]) == 1 for r in records
     ):
         training = _training_activations(meta_model, meta_x)
-    params = list(model.parameters())
+    params = list(meta_model.parameters())
     analysis = Analysis(
         config=config,
         input_size=(height, width),
@@ -524,7 +515,7 @@ def analyze(
             # Floating buffers (running statistics) take the dtype; counters stay integers.
             buffers=sum(
                 b.numel() * (itemsize if b.is_floating_point() else b.element_size())
-                for b in model.buffers()
+                for b in meta_model.buffers()
             ),
             inference_peak=peak,
             training_activations=training,
@@ -533,6 +524,67 @@ def analyze(
     _warn_small_maps(analysis)
     logger.debug("analysed %d module calls", len(records))
     return analysis
+
+
+def _real_pass(
+    handed_in: nn.Module | None,
+    config: ResNetConfig | None,
+    meta_model: nn.Module,
+    target: torch.device,
+    x_shape: torch.Size,
+    peak: int,
+    itemsize: int,
+) -> list[Call]:
+    """Run the traced pass for real on `target`, after checking that it fits."""
+    if handed_in is not None:
+        on_target = _model_device(handed_in) == target
+        weights = 0 if on_target else _state_bytes(handed_in)
+    else:
+        weights = _state_bytes(meta_model) * 4 // itemsize  # built in float32
+    run_dtype = _float_dtype(handed_in) if handed_in is not None else torch.float32
+    activations = peak * torch.empty((), dtype=run_dtype).element_size() // itemsize
+    check_fits(weights + activations, target, "a real pass of this network at this size")
+
+    model = (
+        _working_copy(handed_in, target, dtype=None)
+        if handed_in is not None
+        else build_model(config, device=target)  # type: ignore[arg-type]
+    )
+    x = torch.randn(*x_shape, device=target, dtype=run_dtype)
+    try:
+        calls, _ = _trace(model, x, track_memory=False)
+    except _ShrankError as err:
+        raise ValueError(f"the forward pass failed in {err.layer!r}: {err.detail}") from None
+    return calls
+
+
+def _state_bytes(model: nn.Module) -> int:
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _too_small(
+    err: _ShrankError,
+    meta_model: nn.Module,
+    channels: int,
+    size: tuple[int, int],
+    source: str,
+) -> ValueError:
+    height, width = size
+    smallest = _smallest_working_size(meta_model.float(), channels, max(height, width))
+    if smallest is not None and smallest <= min(height, width):
+        # The input was big enough, so the model fails for another reason.
+        return ValueError(f"the forward pass failed in {err.layer!r}: {err.detail}")
+    where = f"layer {err.layer!r}" if err.layer else "a layer"
+    hint = (
+        f"the smallest square input that works is {smallest}x{smallest}"
+        if smallest
+        else "no input up to the size limit works"
+    )
+    return ValueError(
+        f"input {height}x{width} is too small for {source}: {where} has nothing left to "
+        f"work on ({err.detail.splitlines()[0]}); {hint}"
+    )
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -552,7 +604,7 @@ def _float_dtype(model: nn.Module) -> torch.dtype:
 def _warn_small_maps(analysis: Analysis) -> None:
     stages = [r for r in analysis.records if re.fullmatch(r"layer\d+", r.name)]
     one_by_one = [r for r in stages if r.output_shape[-2:] == (1, 1)]
-    if not one_by_one or analysis.input_size == (1, 1):
+    if not one_by_one:
         return
     first = one_by_one[0]
     height, width = analysis.input_size
@@ -587,7 +639,7 @@ def shape_arithmetic(record: LayerRecord) -> list[str]:
         k, s, p, d = record.kernel_size, record.stride, record.padding, record.dilation
         label = f"{axis}: " if axis else ""
         if record.type == "ZeroPadShortcut":
-            lines.append(f"{label}every {s}th pixel: ceil({size_in} / {s}) = {size_out}")
+            lines.append(f"{label}one pixel in {s} kept: ceil({size_in} / {s}) = {size_out}")
             continue
         rounding = "ceil" if record.ceil_mode else "floor"
         lines.append(

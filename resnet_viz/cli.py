@@ -11,9 +11,11 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from resnet_viz import __version__
 from resnet_viz.analysis import Analysis, analyze
@@ -211,8 +213,15 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
 MODEL_HELP = "a preset name, a link token (resnet50~se-1), inline JSON or a JSON file"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"resnet-viz: error: {message}; see `{self.prog} --help`\n")
+
+
 def _make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resnet-viz",
         description="Build ResNet variants and look inside them.",
     )
@@ -257,6 +266,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"resnet-viz: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`); say nothing more, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (RuntimeError, MemoryError) as err:
+        # PyTorch's own failures (out of memory on a device, say) that no check foresaw.
+        logging.getLogger(__name__).info("failure", exc_info=True)
+        first_line = (str(err) or type(err).__name__).splitlines()[0]
+        print(f"resnet-viz: error: {first_line} (run with -v for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

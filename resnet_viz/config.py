@@ -48,7 +48,8 @@ _TOKEN_KEYS = {
     "num_classes": "nc",
 }
 _TOKEN_FIELDS = {short: name for name, short in _TOKEN_KEYS.items()}
-_MAX_TOKEN_LENGTH = 1000
+# Long enough for the largest valid configuration (1000 one-block stages of width 8192).
+_MAX_TOKEN_LENGTH = 20_000
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class ResNetConfig:
 
     def replace(self, **changes: Any) -> ResNetConfig:
         """A copy with some fields changed, validated like any new config."""
+        _check_known_fields(changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,13 +194,7 @@ class ResNetConfig:
             from resnet_viz.presets import get_preset
 
             base = get_preset(data.pop("preset"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown configuration field(s) {', '.join(map(repr, unknown))}; "
-                f"allowed fields are: {', '.join(sorted(known))} (and 'preset')"
-            )
+        _check_known_fields(data)  # before **data, which needs text keys
         return base.replace(**data)
 
     def to_json(self) -> str:
@@ -208,10 +204,17 @@ class ResNetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ResNetConfig:
+        if not isinstance(text, str):
+            raise ValueError(f"configuration JSON must be text, got {type(text).__name__}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"configuration is not valid JSON: {err}") from None
+        except RecursionError:
+            raise ValueError(
+                "configuration JSON is nested too deeply; a configuration is one object of "
+                "fields whose values are strings, numbers, true/false or lists of numbers"
+            ) from None
         return cls.from_dict(data)
 
     def to_url_token(self) -> str:
@@ -239,7 +242,7 @@ class ResNetConfig:
         if len(token) > _MAX_TOKEN_LENGTH or not re.fullmatch(r"[A-Za-z0-9._~-]+", token):
             raise ValueError(
                 f"configuration token {token[:60]!r} is not one this app writes: it has to be at "
-                f"most {_MAX_TOKEN_LENGTH} characters of letters, digits and . _ ~ -"
+                f"most {_MAX_TOKEN_LENGTH:,} characters of letters, digits and . _ ~ -"
             )
         head, *pairs = token.split("~")
         base = get_preset(head)
@@ -248,7 +251,8 @@ class ResNetConfig:
             short, sep, raw = pair.partition("-")
             if not sep or short not in _TOKEN_FIELDS:
                 raise ValueError(
-                    f"configuration token part {pair!r} is not KEY-VALUE with a known key; "
+                    f"configuration token part {short_repr(pair)} is not KEY-VALUE with a known "
+                    "key; "
                     f"known keys: {', '.join(_TOKEN_FIELDS)}"
                 )
             name = _TOKEN_FIELDS[short]
@@ -275,7 +279,12 @@ def _encode_value(value: Any) -> str:
 
 
 def _decode_value(name: str, raw: str, like: Any) -> Any:
+    # int() would also take "1_0" and " 1"; a token holds plain digits only.
+    numbers = raw.split(".")
     try:
+        if isinstance(like, (tuple, int)) and not isinstance(like, bool):
+            if raw != "none" and not all(re.fullmatch(r"\d{1,9}", n) for n in numbers):
+                raise ValueError
         if isinstance(like, bool):
             if raw not in ("0", "1"):
                 raise ValueError
@@ -286,7 +295,8 @@ def _decode_value(name: str, raw: str, like: Any) -> Any:
             return int(raw)
     except ValueError:
         raise ValueError(
-            f"configuration token has {name}={raw!r}, which is not a valid value for that field"
+            f"configuration token has {name}={short_repr(raw)}, which is not a valid value for "
+            "that field"
         ) from None
     return raw
 
@@ -294,29 +304,49 @@ def _decode_value(name: str, raw: str, like: Any) -> Any:
 # -- validation --------------------------------------------------------------------------
 
 
+def short_repr(value: Any) -> str:
+    """repr() short enough for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"... ({len(text):,} characters)"
+
+
+def _check_known_fields(changes: dict[Any, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(ResNetConfig)}
+    unknown = sorted((short_repr(k) for k in changes if k not in known), key=str)
+    if unknown:
+        raise ValueError(
+            f"unknown configuration field(s) {', '.join(unknown)}; "
+            f"allowed fields are: {', '.join(sorted(known))} (and 'preset' in JSON)"
+        )
+
+
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     # bool is an int subclass; True as a width is always a mistake.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise ValueError(
+            f"{name} must be an integer, got {short_repr(value)} ({type(value).__name__})"
+        )
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, allowed))}, got {short_repr(value)}"
+        )
 
 
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise ValueError(f"{name} must be true or false, got {short_repr(value)}")
 
 
 def _check_int_tuple(name: str, value: Any) -> None:
     if not isinstance(value, tuple) or any(
         isinstance(v, bool) or not isinstance(v, int) for v in value
     ):
-        raise ValueError(f"{name} must be a list of integers, got {value!r}")
+        raise ValueError(f"{name} must be a list of integers, got {short_repr(value)}")
 
 
 def _validate(c: ResNetConfig) -> None:
@@ -332,19 +362,22 @@ def _validate(c: ResNetConfig) -> None:
         raise ValueError("blocks_per_stage is empty; a ResNet needs at least one stage")
     if any(n < 1 for n in c.blocks_per_stage):
         raise ValueError(
-            f"blocks_per_stage must be positive integers, got {list(c.blocks_per_stage)}; "
+            "blocks_per_stage must be positive integers, got "
+            f"{short_repr(list(c.blocks_per_stage))}; "
             "every stage needs at least one block"
         )
     if sum(c.blocks_per_stage) > MAX_TOTAL_BLOCKS:
         raise ValueError(
-            f"blocks_per_stage {list(c.blocks_per_stage)} adds up to {sum(c.blocks_per_stage)} "
-            f"blocks; at most {MAX_TOTAL_BLOCKS} are allowed (resnet1202 has 600)"
+            f"blocks_per_stage {short_repr(list(c.blocks_per_stage))} adds up to "
+            f"{sum(c.blocks_per_stage)} blocks; at most {MAX_TOTAL_BLOCKS} are allowed "
+            "(resnet1202 has 600)"
         )
 
     _check_int_tuple("widths", c.widths)
     if len(c.widths) != len(c.blocks_per_stage):
         raise ValueError(
-            f"widths has {len(c.widths)} entries {list(c.widths)} but blocks_per_stage has "
+            f"widths has {len(c.widths)} entries {short_repr(list(c.widths))} but "
+            "blocks_per_stage has "
             f"{len(c.blocks_per_stage)}; give one width per stage"
         )
     for index, width in enumerate(c.widths):
@@ -440,7 +473,8 @@ def _validate_dilation(c: ResNetConfig) -> None:
     expected = tuple(range(c.num_stages - len(stages) + 1, c.num_stages + 1))
     if tuple(stages) != expected:
         raise ValueError(
-            f"dilated_stages={list(stages)} must be the last stages in order, each once, "
+            f"dilated_stages={short_repr(list(stages))} must be the last stages in order, each "
+            "once, "
             f"e.g. [{c.num_stages}] for output stride 16 or "
             f"[{c.num_stages - 1}, {c.num_stages}] for 8"
         )

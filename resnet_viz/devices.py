@@ -24,6 +24,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"{device!r} is not a device; use one of {', '.join(available_devices())}"
         ) from None
 
+    if target.type in ("cpu", "meta") and target.index not in (None, 0):
+        raise ValueError(
+            f"device {str(device)!r} does not exist: {target.type} has no numbered devices; "
+            f"use {target.type!r}"
+        )
     if target.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
@@ -49,4 +54,33 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device type {target.type!r} is not supported here; use one of "
             f"{', '.join(available_devices())}"
         )
-    return target
+    return torch.device(target.type) if target.type in ("cpu", "meta") else target
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on `device`, or None where this cannot be told."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    # LIMITATION: no check on mps or where /proc/meminfo is missing (macOS, Windows); there,
+    # a request that does not fit fails with PyTorch's own out-of-memory error.
+    return None
+
+
+def check_fits(needed: int, device: torch.device, what: str) -> None:
+    """ValueError, before anything is allocated, if `needed` bytes will not fit on `device`."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise ValueError(
+            f"{what} needs about {needed / 2**30:.1f} GiB on {device}, but only "
+            f"{free / 2**30:.1f} GiB is free; use a smaller input or batch, or device 'meta', "
+            "which needs no memory for shapes and counts"
+        )

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from resnet_viz.blocks import BLOCKS, ResidualBlock, conv3x3, make_shortcut
 from resnet_viz.config import ResNetConfig
-from resnet_viz.devices import resolve_device
+from resnet_viz.devices import check_fits, resolve_device
 from resnet_viz.presets import get_preset, preset_name
 
 logger = logging.getLogger(__name__)
@@ -188,6 +188,12 @@ def build_model(config: ResNetConfig | str, device: str | torch.device = "cpu") 
     """
     config = resolve_config(config)
     target = resolve_device(device)
+    if target.type != "meta":
+        # A skeleton on meta costs nothing and tells how much the real one needs.
+        with torch.device("meta"):
+            skeleton = ResNet(config, init_weights=False)
+        needed = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
+        check_fits(needed, target, f"building {preset_name(config) or 'this network'}")
     with torch.device(target):
         # Meta tensors hold no values, so there is nothing to initialise.
         model = ResNet(config, init_weights=target.type != "meta")

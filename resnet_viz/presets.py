@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 
-from resnet_viz.config import ResNetConfig, changed_fields
+from resnet_viz.config import ResNetConfig, changed_fields, short_repr
 
 _BASIC_18 = (2, 2, 2, 2)
 _STAGES_34 = (3, 4, 6, 3)
@@ -110,13 +110,13 @@ PRESETS: dict[str, ResNetConfig] = {**TORCHVISION, **TIMM, **PAPER_2015, **PREAC
 def get_preset(name: str) -> ResNetConfig:
     """The config of a preset, or a ValueError that lists the closest names."""
     if not isinstance(name, str):
-        raise ValueError(f"a preset name must be a string, got {name!r}")
+        raise ValueError(f"a preset name must be a string, got {short_repr(name)}")
     key = name.strip().lower().replace("-", "_")
     if key in PRESETS:
         return PRESETS[key]
     close = difflib.get_close_matches(key, PRESETS, n=4, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else "run `resnet-viz presets` for the list"
-    raise ValueError(f"unknown preset {name!r}; {hint}")
+    raise ValueError(f"unknown preset {short_repr(name)}; {hint}")
 
 
 def nearest_preset(config: ResNetConfig) -> tuple[str, list[str]]:

@@ -325,7 +325,7 @@ class Tracer:
                     first_field.global_context,
                 ),
             )
-        elif out.shape[-2:] == (1, 1) and first.dim() >= 3 and first.shape[-2] > 1:
+        elif out.shape[-2:] == (1, 1) and first.dim() >= 3 and first.shape[-2:] != (1, 1):
             # A global reduction (average pool, SE's squeeze): one value sees the whole map.
             reach = (first.shape[-2] - 1) * first_field.jump
             self.set_field(

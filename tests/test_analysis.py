@@ -12,7 +12,7 @@ import torch
 from conftest import preset_of, reference, reference_index
 from torch import nn
 
-from resnet_viz import PRESETS, build_model
+from resnet_viz import PRESETS, ResNetConfig, build_model
 from resnet_viz.analysis import (
     _training_activations,
     analyze,
@@ -370,3 +370,57 @@ def test_analysis_parse_input_size_forms() -> None:
     assert parse_input_size("224") == (224, 224)
     assert parse_input_size(96) == (96, 96)
     assert parse_input_size([160, 192]) == (160, 192)
+
+
+def test_analysis_one_pixel_input_warns_too() -> None:
+    with pytest.warns(UserWarning, match=r"input 1x1 leaves layer1 \(stage 1\)"):
+        analyze("resnet50", input_size=1)
+
+
+def test_analysis_global_pool_of_a_one_row_map(caplog: pytest.LogCaptureFixture) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = analyze("resnet50", input_size=(32, 256))
+
+    head = analysis.find("avgpool")
+    assert head.receptive_field == analysis.find("layer4").receptive_field
+    assert head.global_context
+    assert "changes the spatial size" not in caplog.text
+
+
+def test_analysis_meta_model_cannot_run_on_cpu() -> None:
+    model = build_model("resnet18", device="meta")
+
+    with pytest.raises(ValueError, match=r"lives on 'meta' and has no weights"):
+        analyze(model, input_size=64, device="cpu")
+
+
+@pytest.mark.parametrize("device", ["cpu:1", "meta:3"])
+def test_analysis_rejects_numbered_cpu(device: str) -> None:
+    with pytest.raises(ValueError, match=r"has no numbered devices"):
+        analyze("resnet18", device=device)
+
+
+def test_analysis_rejects_unicode_digits() -> None:
+    with pytest.raises(ValueError, match=r"is not a size"):
+        analyze("resnet18", input_size="\u00b2")
+
+
+def test_analysis_real_pass_that_cannot_fit_is_refused() -> None:
+    # 4096 images of 4096 x 4096 need terabytes: refused before anything is allocated.
+    with pytest.raises(ValueError, match=r"needs about \d+\.\d GiB on cpu, but only"):
+        analyze("resnet18", input_size=4096, batch=4096, device="cpu")
+
+
+def test_analysis_building_a_network_that_cannot_fit_is_refused() -> None:
+    huge = ResNetConfig(block="bottleneck", blocks_per_stage=(997, 1, 1, 1), widths=(8192,) * 4)
+
+    with pytest.raises(ValueError, match=r"building this network needs about \d+"):
+        build_model(huge, device="cpu")
+    assert build_model(huge, device="meta") is not None  # on meta it costs nothing
+
+
+def test_analysis_option_a_arithmetic_reads_well() -> None:
+    record = analyze("resnet20", input_size=32).find("layer2.0.downsample")
+
+    assert shape_arithmetic(record) == ["one pixel in 2 kept: ceil(32 / 2) = 16"]

@@ -56,3 +56,13 @@ def test_app_bad_url_falls_back_with_a_message() -> None:
     assert not at.exception
     assert "could not be read" in at.warning[0].value
     assert _metrics(at)["Parameters"] == "25.6M"
+
+
+def test_app_shows_the_analysis_warnings() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "resnet20~n-1.1.1.1.1.1.1~w-16.16.16.16.16.16.16"
+
+    at.run()
+
+    assert not at.exception
+    assert any("1x1 maps" in w.value for w in at.warning)

@@ -39,12 +39,45 @@ def test_cli_presets_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["resnet10t"]["blocks_per_stage"] == [1, 1, 1, 1]
 
 
-def test_cli_unknown_family_fails_with_one_message(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["presets", "--family", "vgg"], "argument --family: invalid choice: 'vgg'"),
+        (["summary", "resnet18", "--batch", "1e3"], "invalid int value: '1e3'"),
+        (["summary"], "the following arguments are required: MODEL"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["summary", "resnet18", "--format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
+def test_cli_usage_errors_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["presets", "--family", "vgg"])
+        main(argv)
 
+    err = capsys.readouterr().err
     assert exit_info.value.code == 2
-    assert "invalid choice: 'vgg'" in capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("resnet-viz: error: ")
+    assert message in err and "--help" in err
+
+
+def test_cli_quiet_when_the_reader_goes_away() -> None:
+    script = Path(sys.executable).parent / "resnet-viz"
+    process = subprocess.Popen(
+        [str(script), "summary", "resnet1202", "--input", "32"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+
+    first = process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    errors = process.stderr.read()
+    process.wait(timeout=120)
+
+    assert first.startswith(b"resnet1202 at 1 x 32 x 32")
+    assert errors == b""
+    assert process.returncode == 1
 
 
 def test_cli_console_script_is_installed() -> None:
@@ -151,6 +184,11 @@ def test_cli_table_latex_for_the_paper_family(capsys: pytest.CaptureFixture[str]
         (["summary", "resnet18", "--device", "cuda"], "device 'cuda' is not available"),
         (["summary", "resnet18", "--input", "0"], "input size 0x0 is out of range"),
         (["summary", "resnet18", "--dtype", "int8"], "dtype 'int8' is not supported"),
+        (
+            ["summary", "resnet18", "--device", "cpu", "--input", "4096", "--batch", "4096"],
+            "GiB is free",
+        ),
+        (["summary", '{"se": ' + "[" * 50_000 + "]" * 50_000 + "}"], "nested too deeply"),
         (["summary", "resnet18", "--batch", "0"], "batch must be an integer from 1"),
         (["summary", "resnet5O"], "unknown preset 'resnet5O'"),
         (["summary", "missing.json"], "configuration file 'missing.json' does not exist"),

@@ -144,7 +144,8 @@ def test_config_url_token_names_closest_preset() -> None:
         ("resnet50~n-3.0.6.3", r"blocks_per_stage must be positive integers"),
         ("resnet5O", r"unknown preset 'resnet5O'; did you mean .*resnet50\b"),
         ("resnet50 <script>", r"not one this app writes"),
-        ("x" * 2000, r"not one this app writes"),
+        ("x" * 30_000, r"not one this app writes"),
+        ("x" * 2000, r"unknown preset 'x{40}"),
     ],
 )
 def test_config_url_token_rejects_garbage(token: str, message: str) -> None:
@@ -182,3 +183,44 @@ def test_config_from_json_rejects_bad_json() -> None:
         ResNetConfig.from_json("{block: basic")
     with pytest.raises(ValueError, match=r"must be a JSON object of fields, got list"):
         ResNetConfig.from_json("[1, 2]")
+
+
+def test_config_from_json_survives_deep_nesting() -> None:
+    with pytest.raises(ValueError, match=r"nested too deeply"):
+        ResNetConfig.from_json('{"se": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+@pytest.mark.parametrize("value", [None, 123, b"{}"])
+def test_config_from_json_needs_text(value: object) -> None:
+    with pytest.raises(ValueError, match=r"configuration JSON must be text"):
+        ResNetConfig.from_json(value)  # type: ignore[arg-type]
+
+
+def test_config_replace_rejects_unknown_field() -> None:
+    with pytest.raises(ValueError, match=r"unknown configuration field\(s\) 'foo'"):
+        ResNetConfig().replace(foo=1)
+
+
+def test_config_from_dict_rejects_non_text_keys() -> None:
+    with pytest.raises(ValueError, match=r"unknown configuration field\(s\) 'a', 1"):
+        ResNetConfig.from_dict({1: 2, "a": 3})
+
+
+def test_config_url_token_round_trip_for_many_stages() -> None:
+    config = ResNetConfig(blocks_per_stage=(1,) * 300, widths=(64,) * 300)
+
+    assert ResNetConfig.from_url_token(config.to_url_token()) == config
+
+
+@pytest.mark.parametrize("token", ["resnet50~nc-1_0", "resnet50~nc- 10", "resnet50~n-3.4.+6.3"])
+def test_config_url_token_takes_plain_digits_only(token: str) -> None:
+    with pytest.raises(ValueError):
+        ResNetConfig.from_url_token(token)
+
+
+def test_config_messages_stay_short_for_huge_values() -> None:
+    with pytest.raises(ValueError) as info:
+        ResNetConfig(widths=tuple(range(1, 2_000_000)))
+
+    assert len(str(info.value)) < 400
+    assert "characters)" in str(info.value)
