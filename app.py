@@ -15,12 +15,18 @@ import streamlit as st
 from resnet_viz import PRESETS, ResNetConfig, build_model
 from resnet_viz.analysis import Analysis, analyze
 from resnet_viz.paper_table import human, to_markdown
-from resnet_viz.presets import FAMILIES, describe, preset_name
+from resnet_viz.presets import describe, preset_name
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 DEFAULT_PRESET = "resnet50"
 CUSTOM = "custom"
+SHORTCUT_NAMES = {
+    "A": "A: zero-padded identity",
+    "B": "B: projection on change",
+    "C": "C: projection everywhere",
+    "D": "D: avg pool + projection",
+}
 
 
 # Bounded, so that a stream of distinct links cannot grow the server's memory without end.
@@ -50,16 +56,18 @@ def config_from_url() -> ResNetConfig:
 
 
 def preset_picker_ui(current: ResNetConfig) -> ResNetConfig:
-    current_name = preset_name(current)
-    # A configuration from a link that is no preset keeps its own entry, so that opening the
-    # link does not silently swap it for a preset.
-    names = ([] if current_name else [CUSTOM]) + list(PRESETS)
-    label = {name: f"{name}  ·  {family}" for family, group in FAMILIES.items() for name in group}
-    label[CUSTOM] = "custom (from the link)"
+    # The widget keeps its own state under a fixed key, set from the link once per session.
+    # Computing its `index` from the link on every run would make Streamlit treat it as a new
+    # widget whenever the link changed, and drop every second pick.
+    if "preset" not in st.session_state:
+        st.session_state.preset = preset_name(current) or CUSTOM
     choice = st.sidebar.selectbox(
-        "Preset", names, index=names.index(current_name or CUSTOM), format_func=label.get
+        "Preset",
+        [CUSTOM, *PRESETS],
+        key="preset",
+        format_func=lambda name: "custom (from the link)" if name == CUSTOM else name,
     )
-    return current if choice in (CUSTOM, current_name) else PRESETS[choice]
+    return current if choice == CUSTOM else PRESETS[choice]
 
 
 def headline_ui(config: ResNetConfig, analysis: Analysis) -> None:
@@ -72,7 +80,11 @@ def headline_ui(config: ResNetConfig, analysis: Analysis) -> None:
         help=f"{analysis.mult_adds:,} multiply-adds for one image; FLOPs are twice this",
     )
     cols[2].metric("Depth", config.depth, help="weighted layers on the main path")
-    cols[3].metric("Blocks per stage", "-".join(map(str, config.blocks_per_stage)))
+    cols[3].metric(
+        "Blocks",
+        sum(config.blocks_per_stage),
+        help="per stage: " + "-".join(map(str, config.blocks_per_stage)),
+    )
     cols[4].metric("Output stride", config.output_stride)
     height, width = analysis.input_size
     st.caption(
@@ -103,15 +115,16 @@ def main() -> None:
     st.markdown("**Table 1** (as in He et al. 2015)")
     st.markdown(to_markdown(analysis, titles=["layers"]), unsafe_allow_html=True)
 
-    left, right = st.columns([2, 3])
+    st.markdown("**Stages**")
+    st.dataframe(stage_rows(config), hide_index=True)
+
+    left, right = st.columns(2)
     with left:
         st.markdown("**Configuration** (JSON, as the command line accepts it)")
         st.code(config.to_json(), language="json")
     with right:
-        st.markdown("**Stages**")
-        st.dataframe(stage_rows(config), hide_index=True)
-        with st.expander("Module tree (PyTorch's own printout)"):
-            st.code(load_tree(token), language="text", height=500)
+        st.markdown("**Module tree** (PyTorch's own printout)")
+        st.code(load_tree(token), language="text", height=460)
 
 
 def stage_rows(config: ResNetConfig) -> list[dict[str, object]]:
@@ -126,6 +139,8 @@ def stage_rows(config: ResNetConfig) -> list[dict[str, object]]:
             "width": config.widths[index],
             "out channels": config.widths[index] * config.expansion,
             "first stride": config.stage_strides[index],
+            "dilation": 2 ** sum(stage <= index + 1 for stage in config.dilated_stages),
+            "shortcut": SHORTCUT_NAMES[config.shortcut] if config.residual else "none (plain)",
         }
         for index, blocks in enumerate(config.blocks_per_stage)
     ]

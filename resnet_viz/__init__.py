@@ -1,5 +1,6 @@
 """resnet-viz: build any ResNet variant from one faithful implementation and look inside it."""
 
+from resnet_viz.analysis import analyze
 from resnet_viz.config import ResNetConfig
 from resnet_viz.devices import available_devices
 from resnet_viz.model import ResNet, build_model, count_parameters
@@ -10,6 +11,7 @@ __all__ = [
     "PRESETS",
     "ResNet",
     "ResNetConfig",
+    "analyze",
     "available_devices",
     "build_model",
     "count_parameters",

@@ -227,6 +227,18 @@ def parse_input_size(value: Any) -> tuple[int, int]:
     return height, width
 
 
+def natural_input_size(config_or_model: ResNetConfig | str | nn.Module) -> tuple[int, int]:
+    """The input a network was made for: 32x32 with the CIFAR stem, else ImageNet's 224x224."""
+    config = (
+        getattr(config_or_model, "config", None)
+        if isinstance(config_or_model, nn.Module)
+        else resolve_config(config_or_model)
+    )
+    if isinstance(config, ResNetConfig) and config.stem == "cifar":
+        return (32, 32)
+    return (224, 224)
+
+
 def parse_dtype(value: str | torch.dtype) -> tuple[str, torch.dtype]:
     for name, dtype in DTYPES.items():
         if value in (name, dtype):
@@ -424,7 +436,7 @@ def _smallest_working_size(model: nn.Module, channels: int, start: int) -> int |
 
 def analyze(
     config_or_model: ResNetConfig | str | nn.Module,
-    input_size: Any = (224, 224),
+    input_size: Any = None,
     batch: int = 1,
     device: str | torch.device = "meta",
     dtype: str | torch.dtype = "float32",
@@ -435,7 +447,8 @@ def analyze(
         config_or_model: A `ResNetConfig`, a preset name, or a module. A module handed in keeps
             its device, mode and hooks: the analysis runs on a copy that shares or mirrors its
             tensors.
-        input_size: 224 or (height, width); the batch and channels are set apart.
+        input_size: 224 or (height, width); the batch and channels are set apart. None takes
+            the size the network was made for: 32x32 with the CIFAR stem, else 224x224.
         batch: Images per batch; scales shapes, mult-adds and memory.
         device: Where the traced pass runs. "meta" (the default) needs no weights and no memory
             and gives the same shapes; "cpu", "cuda" or "mps" run for real.
@@ -449,10 +462,12 @@ def analyze(
         ValueError: For a bad size, batch, dtype or device, or an input so small that a layer
             has nothing left to work on (the message names the layer and the smallest size).
     """
-    height, width = parse_input_size(input_size)
     batch = _check_batch(batch)
     dtype_name, torch_dtype = parse_dtype(dtype)
     target = resolve_device(device)
+    if input_size is None:
+        input_size = natural_input_size(config_or_model)
+    height, width = parse_input_size(input_size)
 
     if isinstance(config_or_model, nn.Module):
         config = getattr(config_or_model, "config", None)
@@ -649,7 +664,7 @@ def shape_arithmetic(record: LayerRecord) -> list[str]:
 
 
 def torchinfo_summary(
-    config_or_model: ResNetConfig | str | nn.Module, input_size: Any = (224, 224), batch: int = 1
+    config_or_model: ResNetConfig | str | nn.Module, input_size: Any = None, batch: int = 1
 ) -> Any:
     """torchinfo's own view of the same network, as a second opinion on our numbers.
 
@@ -658,7 +673,7 @@ def torchinfo_summary(
     """
     import torchinfo
 
-    height, width = parse_input_size(input_size)
+    height, width = parse_input_size(input_size or natural_input_size(config_or_model))
     batch = _check_batch(batch)
     if isinstance(config_or_model, nn.Module):
         model = _working_copy(config_or_model, torch.device("meta"), None)

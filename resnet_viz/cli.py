@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from resnet_viz import __version__
 from resnet_viz.analysis import Analysis, analyze
+from resnet_viz.config import short_repr
 from resnet_viz.model import build_model, count_parameters
 from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
 from resnet_viz.presets import FAMILIES, PRESETS, describe, family_of, parse_model_spec
@@ -131,14 +132,7 @@ def _summary_text(analysis: Analysis) -> str:
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    memory = analysis.memory
     height, width = analysis.input_size
-    training = (
-        "not possible (BatchNorm would see one value per channel)"
-        if memory.training_activations is None
-        else f"{_mb(memory.training_activations)} kept for backward; "
-        f"{_mb(memory.training_total or 0)} with parameters and gradients"
-    )
     lines = [
         f"{describe(analysis.config) if analysis.config else 'model'} at "
         f"{analysis.batch} x {height} x {width}, {analysis.dtype}, traced on {analysis.device}",
@@ -147,6 +141,20 @@ def _summary_text(analysis: Analysis) -> str:
         fmt(["-" * w for w in widths]),
         *map(fmt, rows),
         "",
+        _totals_text(analysis),
+    ]
+    return "\n".join(lines)
+
+
+def _totals_text(analysis: Analysis) -> str:
+    memory = analysis.memory
+    training = (
+        "not possible (BatchNorm would see one value per channel)"
+        if memory.training_activations is None
+        else f"{_mb(memory.training_activations)} kept for backward; "
+        f"{_mb(memory.training_total or 0)} with parameters and gradients"
+    )
+    lines = [
         f"parameters:  {analysis.total_params:,} ({analysis.trainable_params:,} trainable)",
         f"mult-adds:   {analysis.mult_adds:,} ({human(analysis.mult_adds)} MACs; the papers' "
         f"'FLOPs' are these)",
@@ -155,7 +163,8 @@ def _summary_text(analysis: Analysis) -> str:
         f"activations: inference peak {_mb(memory.inference_peak)}; training {training}",
         "",
         "RF / jump: receptive field and effective stride in input pixels, over every path; "
-        "g: also sees the whole image through a global pool (SE gate, head).",
+        "g: also sees the whole image through a global pool (SE gate, head). Numbers in "
+        "parentheses are a block's or stage's subtotals.",
     ]
     return "\n".join(lines)
 
@@ -183,13 +192,20 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         for row in _summary_rows(analysis):
             row[0] = row[0].strip()
             print("| " + " | ".join(row) + " |")
+        print()
+        print(_totals_text(analysis))
     else:
         print(_summary_text(analysis))
     return 0
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    analyses = [_run_analysis(args, spec) for spec in args.models]
+    analyses = []
+    for spec in args.models:
+        try:
+            analyses.append(_run_analysis(args, spec))
+        except ValueError as err:
+            raise ValueError(f"{short_repr(spec)}: {err}") from None
     render = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}[args.format]
     print(render(analyses), end="")
     return 0
@@ -197,7 +213,10 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--input", default="224", help="input size: 224, or HEIGHTxWIDTH such as 160x192"
+        "--input",
+        default=None,
+        help="input size: 224, or HEIGHTxWIDTH such as 160x192 (default: 32 for the CIFAR "
+        "nets, else 224)",
     )
     parser.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
     parser.add_argument(
@@ -234,7 +253,9 @@ def _make_parser() -> argparse.ArgumentParser:
 
     presets = commands.add_parser("presets", help="list every preset with its parameter count")
     presets.add_argument("--family", choices=sorted(FAMILIES), help="only this family")
-    presets.add_argument("--format", choices=("table", "json"), default="table")
+    presets.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
     presets.set_defaults(handler=_cmd_presets)
 
     summary = commands.add_parser(
@@ -250,7 +271,12 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("models", metavar="MODEL", nargs="+", help=MODEL_HELP)
     _add_analysis_options(table)
-    table.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
+    table.add_argument(
+        "--format",
+        choices=("markdown", "latex", "csv"),
+        default="markdown",
+        help="markdown (default), latex (booktabs, for a slide) or csv (exact counts)",
+    )
     table.set_defaults(handler=_cmd_table)
     return parser
 
@@ -262,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        return status
     except ValueError as err:
         print(f"resnet-viz: error: {err}", file=sys.stderr)
         return 2

@@ -294,9 +294,15 @@ def _decode_value(name: str, raw: str, like: Any) -> Any:
         if isinstance(like, int):
             return int(raw)
     except ValueError:
+        expected = (
+            "0 or 1"
+            if isinstance(like, bool)
+            else "whole numbers joined by dots, such as 3.4.6.3, or 'none'"
+            if isinstance(like, tuple)
+            else "a whole number"
+        )
         raise ValueError(
-            f"configuration token has {name}={short_repr(raw)}, which is not a valid value for "
-            "that field"
+            f"configuration token has {name}={short_repr(raw)}; that field takes {expected}"
         ) from None
     return raw
 

@@ -41,12 +41,14 @@ def _size(record: LayerRecord) -> str:
     return f"{height}x{width}"
 
 
-def _conv_line(record: LayerRecord, groups: int = 1) -> str:
+def _conv_line(record: LayerRecord, groups: int = 1, with_stride: bool = True) -> str:
     k = record.kernel_size
     line = f"{k}x{k}, {record.output_shape[1]}"
     if groups > 1:
         line += f", C={groups}"
-    if record.stride and record.stride > 1:
+    if record.dilation and record.dilation > 1:
+        line += f", dilation {record.dilation}"
+    if with_stride and record.stride and record.stride > 1:
         line += f", stride {record.stride}"
     return line
 
@@ -70,7 +72,8 @@ def _block_bracket(stage: list[LayerRecord], blocks: int) -> Bracket:
             continue
         local = record.name[len(prefix) :]
         if record.type == "Conv2d" and local.startswith("conv"):
-            lines.append(_conv_line(record, record.groups or 1))
+            # As in the paper, a stage's downsampling shows in its output size, not here.
+            lines.append(_conv_line(record, record.groups or 1, with_stride=False))
         elif local == "se.fc2":
             reduced = record.input_shapes[0][1]
             lines.append(f"SE fc, [{reduced}, {record.output_shape[1]}]")

@@ -115,7 +115,11 @@ def get_preset(name: str) -> ResNetConfig:
     if key in PRESETS:
         return PRESETS[key]
     close = difflib.get_close_matches(key, PRESETS, n=4, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else "run `resnet-viz presets` for the list"
+    hint = (
+        f"did you mean {', '.join(close)}?"
+        if close
+        else "the presets are listed by `resnet-viz presets` and in the app's preset menu"
+    )
     raise ValueError(f"unknown preset {short_repr(name)}; {hint}")
 
 
@@ -157,12 +161,14 @@ def parse_model_spec(spec: str) -> ResNetConfig:
     from pathlib import Path
 
     text = spec.strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         return ResNetConfig.from_json(text)
     if text.endswith(".json") or "/" in text or "\\" in text:
         path = Path(text)
+        if path.is_dir():
+            raise ValueError(f"{short_repr(text)} is a folder; give a configuration JSON file")
         if not path.is_file():
-            raise ValueError(f"configuration file {text!r} does not exist")
+            raise ValueError(f"configuration file {short_repr(text)} does not exist")
         try:
             content = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:

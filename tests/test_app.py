@@ -66,3 +66,30 @@ def test_app_shows_the_analysis_warnings() -> None:
 
     assert not at.exception
     assert any("1x1 maps" in w.value for w in at.warning)
+
+
+def test_app_every_pick_in_a_row_takes_effect() -> None:
+    # Each pick must show, also when the previous one has changed the link.
+    at = AppTest.from_file(APP, default_timeout=60).run()
+
+    shown = []
+    for name in ["resnet18", "resnet34", "resnet101", "resnet20", "resnet110", "resnet18"]:
+        at.sidebar.selectbox[0].select(name).run()
+        shown.append((at.subheader[0].value, at.query_params["model"]))
+
+    assert not at.exception
+    assert shown == [
+        (name, name)
+        for name in ["resnet18", "resnet34", "resnet101", "resnet20", "resnet110", "resnet18"]
+    ]
+
+
+def test_app_stage_table_names_the_shortcut_and_dilation() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "resnet50~dil-3.4"
+
+    at.run()
+
+    stages = at.dataframe[0].value
+    assert list(stages["dilation"]) == [1, 1, 2, 4]
+    assert set(stages["shortcut"]) == {"B: projection on change"}

@@ -216,3 +216,50 @@ def test_cli_small_input_warns_on_stderr(capsys: pytest.CaptureFixture[str]) -> 
 
     assert "resnet-viz: warning: input 7x7 leaves layer2" in captured.err
     assert json.loads(captured.out)["warnings"]
+
+
+def test_cli_cifar_nets_default_to_32(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet56", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert main(["table", "resnet20", "resnet50"]) == 0
+    table = capsys.readouterr().out
+
+    assert data["input_size"] == [32, 32]
+    assert "*32x32*" in table and "*112x112*" in table
+
+
+def test_cli_table_names_the_model_that_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["table", "resnet18", "resnet5O"]) == 2
+
+    assert capsys.readouterr().err.startswith("resnet-viz: error: 'resnet5O': unknown preset")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("[]", "must be a JSON object of fields, got list"),
+        ("resnet50~se-2", "se='2'; that field takes 0 or 1"),
+        ("resnet50~n-3.4", "blocks_per_stage"),
+    ],
+)
+def test_cli_model_messages(model: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", model]) == 2
+
+    assert message in capsys.readouterr().err
+
+
+def test_cli_folder_is_not_a_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "configs.json"
+    folder.mkdir()
+
+    assert main(["summary", str(folder)]) == 2
+
+    assert "is a folder; give a configuration JSON file" in capsys.readouterr().err
+
+
+def test_cli_summary_markdown_ends_with_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet18", "--format", "markdown"]) == 0
+
+    out = capsys.readouterr().out
+
+    assert "parameters:  11,689,512" in out and "RF / jump" in out

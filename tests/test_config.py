@@ -139,7 +139,7 @@ def test_config_url_token_names_closest_preset() -> None:
     [
         ("", r"token is empty"),
         ("resnet50~zz-1", r"part 'zz-1' is not KEY-VALUE with a known key"),
-        ("resnet50~se-maybe", r"se='maybe', which is not a valid value"),
+        ("resnet50~se-maybe", r"se='maybe'; that field takes 0 or 1"),
         ("resnet50~n-3.x.6.3", r"blocks_per_stage='3.x.6.3'"),
         ("resnet50~n-3.0.6.3", r"blocks_per_stage must be positive integers"),
         ("resnet5O", r"unknown preset 'resnet5O'; did you mean .*resnet50\b"),

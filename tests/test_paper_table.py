@@ -151,3 +151,13 @@ def test_paper_table_csv_has_exact_counts() -> None:
 )
 def test_paper_table_human_numbers(count: int, text: str) -> None:
     assert human(count) == text
+
+
+def test_paper_table_brackets_show_no_stride_but_show_dilation() -> None:
+    one_block = table_rows(analyze("resnet10t"))
+    dilated = table_rows(analyze(PRESETS["resnet50"].replace(dilated_stages=(3, 4))))
+
+    assert one_block[3].layers == (Bracket(("3x3, 256", "3x3, 256"), 1),)
+    assert dilated[3].layers[-1].lines[1] == "3x3, 256, dilation 2"
+    assert dilated[4].layers[-1].lines[1] == "3x3, 512, dilation 4"
+    assert dilated[4].output_size == "28x28"
