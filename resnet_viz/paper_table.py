@@ -147,7 +147,7 @@ def human(count: int) -> str:
 
 
 def _grid(
-    analyses: Sequence[Analysis], titles: Sequence[str]
+    analyses: Sequence[Analysis],
 ) -> tuple[list[str], list[list[str | None]], list[list[TableRow | None]], bool]:
     """Rows aligned by name across networks; whether one output-size column serves all."""
     per_model = [{row.name: row for row in table_rows(a)} for a in analyses]
@@ -170,7 +170,7 @@ def to_markdown(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] =
     """Table 1 as a Markdown table; several networks give one column each."""
     analyses = [analyses] if isinstance(analyses, Analysis) else list(analyses)
     titles = list(titles) or [_title(a) for a in analyses]
-    names, sizes, cells, shared = _grid(analyses, titles)
+    names, sizes, cells, shared = _grid(analyses)
 
     def layers_md(row: TableRow | None, size: str | None) -> str:
         if row is None:
@@ -230,7 +230,7 @@ def to_latex(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] = ()
     """Table 1 as a booktabs tabular, ready for a slide (needs booktabs and amsmath)."""
     analyses = [analyses] if isinstance(analyses, Analysis) else list(analyses)
     titles = list(titles) or [_title(a) for a in analyses]
-    names, sizes, cells, shared = _grid(analyses, titles)
+    names, sizes, cells, shared = _grid(analyses)
     columns = "l" + ("c" if shared else "") + "c" * len(analyses)
     header = ["layer name"] + (["output size"] if shared else []) + [_latex_text(t) for t in titles]
     lines = [
