@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -229,14 +230,8 @@ def parse_input_size(value: Any) -> tuple[int, int]:
 
 def natural_input_size(config_or_model: ResNetConfig | str | nn.Module) -> tuple[int, int]:
     """The input a network was made for: 32x32 with the CIFAR stem, else ImageNet's 224x224."""
-    config = (
-        getattr(config_or_model, "config", None)
-        if isinstance(config_or_model, nn.Module)
-        else resolve_config(config_or_model)
-    )
-    if isinstance(config, ResNetConfig) and config.stem == "cifar":
-        return (32, 32)
-    return (224, 224)
+    config = _config_of(config_or_model)
+    return (32, 32) if config is not None and config.stem == "cifar" else (224, 224)
 
 
 def parse_dtype(value: str | torch.dtype) -> tuple[str, torch.dtype]:
@@ -268,7 +263,7 @@ def _working_copy(model: nn.Module, device: torch.device, dtype: torch.dtype | N
             hooks = getattr(module, attr, None)
             if hooks is not None:
                 memo[id(hooks)] = type(hooks)()
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
+    for tensor in _model_state(model):
         if device.type == "meta":
             target_dtype = dtype if dtype is not None and tensor.is_floating_point() else None
             twin = torch.empty_like(tensor, device="meta", dtype=target_dtype)
@@ -284,8 +279,33 @@ def _working_copy(model: nn.Module, device: torch.device, dtype: torch.dtype | N
     return twin_model.eval()
 
 
+def _config_of(config_or_model: ResNetConfig | str | nn.Module) -> ResNetConfig | None:
+    """The config behind a config, a preset name, or one of our models; None for others."""
+    if isinstance(config_or_model, nn.Module):
+        config = getattr(config_or_model, "config", None)
+        return config if isinstance(config, ResNetConfig) else None
+    return resolve_config(config_or_model)
+
+
+def _meta_skeleton(
+    config_or_model: ResNetConfig | str | nn.Module, dtype: torch.dtype | None
+) -> tuple[ResNetConfig | None, nn.Module, int]:
+    """The config, a weightless meta twin in `dtype`, and the input channels."""
+    config: ResNetConfig | None
+    if isinstance(config_or_model, nn.Module):
+        config = _config_of(config_or_model)
+        model = _working_copy(config_or_model, torch.device("meta"), dtype)
+    else:
+        config = resolve_config(config_or_model)
+        model = build_model(config, device="meta")
+        if dtype is not None:
+            model = model.to(dtype)
+    channels = config.in_channels if config is not None else _input_channels(model)
+    return config, model, channels
+
+
 def _model_device(model: nn.Module) -> torch.device:
-    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    tensor = next(_model_state(model), None)
     return torch.device("cpu") if tensor is None else tensor.device
 
 
@@ -311,7 +331,6 @@ def _leaf_mult_adds(module: nn.Module, output_shape: tuple[int, ...]) -> int:
 
 def _records_from(calls: list[Call], itemsize: int) -> list[LayerRecord]:
     records: list[LayerRecord] = []
-    # A container finishes after everything inside it, so a stack of pending sums works.
     seen_stage = False
     for index, call in enumerate(calls):
         module = call.module
@@ -321,12 +340,9 @@ def _records_from(calls: list[Call], itemsize: int) -> list[LayerRecord]:
         if is_leaf:
             mult_adds = _leaf_mult_adds(module, call.output_shape)
         else:
-            prefix = call.name + "."
-            mult_adds = sum(
-                r.mult_adds
-                for r in records[call.first_inner : index]
-                if r.is_leaf and r.name.startswith(prefix)
-            )
+            # The calls made inside a container finish between its start and its end.
+            inner = records[call.first_inner : index]
+            mult_adds = sum(r.mult_adds for r in inner if r.is_leaf)
         geometry: dict[str, Any] = {}
         if isinstance(module, _WINDOW_TYPES):
             geometry = {
@@ -470,20 +486,15 @@ def analyze(
     height, width = parse_input_size(input_size)
 
     if isinstance(config_or_model, nn.Module):
-        config = getattr(config_or_model, "config", None)
-        config = config if isinstance(config, ResNetConfig) else None
         source = "the model handed in"
         if target.type != "meta" and _model_device(config_or_model).type == "meta":
             raise ValueError(
                 f"the model handed in lives on 'meta' and has no weights, so it cannot run on "
                 f"{str(target)!r}; analyse it on 'meta', or build it on {str(target)!r} first"
             )
-        meta_model = _working_copy(config_or_model, torch.device("meta"), torch_dtype)
     else:
-        config = resolve_config(config_or_model)
         source = config_or_model if isinstance(config_or_model, str) else "this configuration"
-        meta_model = build_model(config, device="meta").to(torch_dtype)
-    channels = config.in_channels if config else _input_channels(meta_model)
+    config, meta_model, channels = _meta_skeleton(config_or_model, torch_dtype)
 
     # The meta pass always runs: it gives the records, the live memory, and, before a real
     # pass, how much that one will need.
@@ -526,12 +537,9 @@ def analyze(
         memory=Memory(
             dtype=dtype_name,
             batch=batch,
-            parameters=sum(p.numel() for p in params) * itemsize,
+            parameters=_state_bytes(params, itemsize),
             # Floating buffers (running statistics) take the dtype; counters stay integers.
-            buffers=sum(
-                b.numel() * (itemsize if b.is_floating_point() else b.element_size())
-                for b in meta_model.buffers()
-            ),
+            buffers=_state_bytes(meta_model.buffers(), itemsize),
             inference_peak=peak,
             training_activations=training,
         ),
@@ -553,9 +561,9 @@ def _real_pass(
     """Run the traced pass for real on `target`, after checking that it fits."""
     if handed_in is not None:
         on_target = _model_device(handed_in) == target
-        weights = 0 if on_target else _state_bytes(handed_in)
+        weights = 0 if on_target else _state_bytes(_model_state(handed_in))
     else:
-        weights = _state_bytes(meta_model) * 4 // itemsize  # built in float32
+        weights = _state_bytes(_model_state(meta_model), float_itemsize=4)  # built in float32
     run_dtype = _float_dtype(handed_in) if handed_in is not None else torch.float32
     activations = peak * torch.empty((), dtype=run_dtype).element_size() // itemsize
     check_fits(weights + activations, target, "a real pass of this network at this size")
@@ -573,9 +581,17 @@ def _real_pass(
     return calls
 
 
-def _state_bytes(model: nn.Module) -> int:
-    tensors = itertools.chain(model.parameters(), model.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
+def _state_bytes(tensors: Iterable[torch.Tensor], float_itemsize: int | None = None) -> int:
+    """Bytes of `tensors`; floating ones at `float_itemsize` where given, integers as they are."""
+    return sum(
+        t.numel()
+        * (float_itemsize if float_itemsize and t.is_floating_point() else t.element_size())
+        for t in tensors
+    )
+
+
+def _model_state(model: nn.Module) -> Iterator[torch.Tensor]:
+    return itertools.chain(model.parameters(), model.buffers())
 
 
 def _too_small(
@@ -675,15 +691,7 @@ def torchinfo_summary(
 
     height, width = parse_input_size(input_size or natural_input_size(config_or_model))
     batch = _check_batch(batch)
-    if isinstance(config_or_model, nn.Module):
-        model = _working_copy(config_or_model, torch.device("meta"), None)
-        config = getattr(model, "config", None)
-        channels = config.in_channels if isinstance(config, ResNetConfig) else None
-        channels = channels or _input_channels(model)
-    else:
-        config = resolve_config(config_or_model)
-        model = build_model(config, device="meta")
-        channels = config.in_channels
+    _, model, channels = _meta_skeleton(config_or_model, dtype=None)
     return torchinfo.summary(
         model,
         input_size=(batch, channels, height, width),

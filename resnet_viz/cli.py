@@ -58,8 +58,12 @@ def _format_table(rows: list[dict[str, object]]) -> str:
         )
         for row in rows
     ]
-    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    right = {4, 5}  # numbers line up on the right
+    return "\n".join(_columns(header, lines, right={4, 5}))
+
+
+def _columns(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    """Text columns under a ruled header; the `right` columns (numbers) align right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
@@ -67,7 +71,7 @@ def _format_table(rows: list[dict[str, object]]) -> str:
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+    return [fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)]
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -122,24 +126,12 @@ SUMMARY_HEADER = ["layer", "type", "output shape", "params", "mult-adds", "RF / 
 
 
 def _summary_text(analysis: Analysis) -> str:
-    rows = _summary_rows(analysis)
-    widths = [max(len(row[i]) for row in [SUMMARY_HEADER, *rows]) for i in range(6)]
-    right = {3, 4}
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
     height, width = analysis.input_size
     lines = [
         f"{describe(analysis.config) if analysis.config else 'model'} at "
         f"{analysis.batch} x {height} x {width}, {analysis.dtype}, traced on {analysis.device}",
         "",
-        fmt(SUMMARY_HEADER),
-        fmt(["-" * w for w in widths]),
-        *map(fmt, rows),
+        *_columns(SUMMARY_HEADER, _summary_rows(analysis), right={3, 4}),
         "",
         _totals_text(analysis),
     ]

@@ -146,9 +146,15 @@ def human(count: int) -> str:
     return str(count)
 
 
-def _grid(
-    analyses: Sequence[Analysis],
-) -> tuple[list[str], list[list[str | None]], list[list[TableRow | None]], bool]:
+def _inputs(
+    analyses: Analysis | Sequence[Analysis], titles: Sequence[str]
+) -> tuple[list[Analysis], list[str]]:
+    """One network or several, and a column title for each (its name unless given)."""
+    analyses = [analyses] if isinstance(analyses, Analysis) else list(analyses)
+    return analyses, list(titles) or [_title(a) for a in analyses]
+
+
+def _grid(analyses: Sequence[Analysis]) -> tuple[list[str], list[list[TableRow | None]], bool]:
     """Rows aligned by name across networks; whether one output-size column serves all."""
     per_model = [{row.name: row for row in table_rows(a)} for a in analyses]
     names: list[str] = []
@@ -160,24 +166,24 @@ def _grid(
     names.append("head")
     cells = [[rows.get(name) for rows in per_model] for name in names]
     shared = all(len({row.output_size for row in line if row is not None}) <= 1 for line in cells)
-    sizes: list[list[str | None]] = [
-        [None if row is None else row.output_size for row in line] for line in cells
-    ]
-    return names, sizes, cells, shared
+    return names, cells, shared
+
+
+def _size_of(line: Sequence[TableRow | None]) -> str:
+    return next((row.output_size for row in line if row is not None), "")
 
 
 def to_markdown(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] = ()) -> str:
     """Table 1 as a Markdown table; several networks give one column each."""
-    analyses = [analyses] if isinstance(analyses, Analysis) else list(analyses)
-    titles = list(titles) or [_title(a) for a in analyses]
-    names, sizes, cells, shared = _grid(analyses)
+    analyses, titles = _inputs(analyses, titles)
+    names, cells, shared = _grid(analyses)
 
-    def layers_md(row: TableRow | None, size: str | None) -> str:
+    def layers_md(row: TableRow | None) -> str:
         if row is None:
             return ""
         parts = [str(item) for item in row.layers]
-        if not shared and size:
-            parts.insert(0, f"*{size}*")
+        if not shared:
+            parts.insert(0, f"*{row.output_size}*")
         return "<br>".join(parts)
 
     header = ["layer name"] + (["output size"] if shared else []) + titles
@@ -185,11 +191,10 @@ def to_markdown(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] =
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * len(header)) + "|",
     ]
-    for name, size_line, line in zip(names, sizes, cells, strict=True):
-        shared_size = next((s for s in size_line if s), "")
-        cells_md = [layers_md(row, size) for row, size in zip(line, size_line, strict=True)]
+    for name, line in zip(names, cells, strict=True):
+        cells_md = [layers_md(row) for row in line]
         lines.append(
-            "| " + " | ".join([name] + ([shared_size] if shared else []) + cells_md) + " |"
+            "| " + " | ".join([name] + ([_size_of(line)] if shared else []) + cells_md) + " |"
         )
     for label, attribute in (("params", "total_params"), ("mult-adds", "mult_adds")):
         values = [human(getattr(a, attribute)) for a in analyses]
@@ -209,10 +214,10 @@ def _latex_text(text: str) -> str:
     return "".join(out)
 
 
-def _latex_cell(row: TableRow | None, size: str | None, shared: bool) -> str:
+def _latex_cell(row: TableRow | None, shared: bool) -> str:
     if row is None:
         return ""
-    parts = [] if shared or not size else [_latex_text(size)]
+    parts = [] if shared else [_latex_text(row.output_size)]
     for item in row.layers:
         if isinstance(item, Bracket):
             stacked = r" \\ ".join(rf"\text{{{_latex_text(line)}}}" for line in item.lines)
@@ -228,9 +233,8 @@ def _latex_cell(row: TableRow | None, size: str | None, shared: bool) -> str:
 
 def to_latex(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] = ()) -> str:
     """Table 1 as a booktabs tabular, ready for a slide (needs booktabs and amsmath)."""
-    analyses = [analyses] if isinstance(analyses, Analysis) else list(analyses)
-    titles = list(titles) or [_title(a) for a in analyses]
-    names, sizes, cells, shared = _grid(analyses)
+    analyses, titles = _inputs(analyses, titles)
+    names, cells, shared = _grid(analyses)
     columns = "l" + ("c" if shared else "") + "c" * len(analyses)
     header = ["layer name"] + (["output size"] if shared else []) + [_latex_text(t) for t in titles]
     lines = [
@@ -240,10 +244,9 @@ def to_latex(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] = ()
         " & ".join(header) + r" \\",
         r"\midrule",
     ]
-    for name, size_line, line in zip(names, sizes, cells, strict=True):
-        shared_size = next((s for s in size_line if s), "")
-        body = [_latex_cell(row, size, shared) for row, size in zip(line, size_line, strict=True)]
-        first = [_latex_text(name)] + ([_latex_text(shared_size)] if shared else [])
+    for name, line in zip(names, cells, strict=True):
+        body = [_latex_cell(row, shared) for row in line]
+        first = [_latex_text(name)] + ([_latex_text(_size_of(line))] if shared else [])
         lines.append(" & ".join(first + body) + r" \\")
     lines.append(r"\midrule")
     for label, attribute in (("params", "total_params"), ("mult-adds", "mult_adds")):
@@ -255,8 +258,7 @@ def to_latex(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] = ()
 
 def to_csv(analyses: Analysis | Sequence[Analysis], titles: Sequence[str] = ()) -> str:
     """One line per network and row, with exact counts."""
-    analyses = [analyses] if isinstance(analyses, Analysis) else list(analyses)
-    titles = list(titles) or [_title(a) for a in analyses]
+    analyses, titles = _inputs(analyses, titles)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model", "layer name", "output size", "layers", "params", "mult_adds"])

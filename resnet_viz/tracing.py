@@ -63,6 +63,15 @@ class Field:
             self.global_context,
         )
 
+    def shifted(self, offset: float, step: int = 1) -> Field:
+        """Position 0 moved by `offset` input positions, neighbours `step` positions apart."""
+        return Field(
+            self.lo + offset * self.jump,
+            self.hi + offset * self.jump,
+            self.jump * step,
+            self.global_context,
+        )
+
     def union(self, other: Field) -> Field:
         """Where two paths meet (an addition), position 0 sees what either path sees."""
         if not math.isclose(self.jump, other.jump):
@@ -91,7 +100,6 @@ class Call:
     first_inner: int = 0  # index in `Tracer.calls` of the first call made inside this one
     started: int = 0  # how many calls started before this one
     output_shape: tuple[int, ...] = ()
-    output_dtype: torch.dtype = torch.float32
     field: Field | None = None
 
 
@@ -131,15 +139,6 @@ def _window_of(
     return None
 
 
-def _is_meta_batch_norm(func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-    return (
-        getattr(func, "__name__", "") == "batch_norm"
-        and bool(args)
-        and isinstance(args[0], Tensor)
-        and args[0].is_meta
-    )
-
-
 # Elementwise ops whose output has the broadcast shape of their tensor operands.
 _ELEMENTWISE = {"relu", "sigmoid", "add", "__add__", "mul", "__mul__", "batch_norm"}
 
@@ -151,19 +150,16 @@ def _meta_shortcut(func: Callable[..., Any], args: tuple[Any, ...]) -> Tensor | 
     reference implementations, which are most of a meta pass's time. Outside autograd the
     shape is all that matters; with autograd on, the real op runs so that backward sees it.
     """
-    if getattr(func, "__name__", "") not in _ELEMENTWISE or torch.is_grad_enabled():
+    name = getattr(func, "__name__", "")
+    if name not in _ELEMENTWISE or torch.is_grad_enabled():
         return None
     tensors = [a for a in args if isinstance(a, Tensor)]
     if not tensors or not all(t.is_meta for t in tensors):
         return None
-    if (
-        func is not Tensor.__add__
-        and getattr(func, "__name__", "") != "batch_norm"
-        and any(not isinstance(a, Tensor) for a in args)
-    ):
-        return None  # a scalar operand may change the dtype; let PyTorch decide
-    if getattr(func, "__name__", "") == "batch_norm":
+    if name == "batch_norm":
         return torch.empty_like(tensors[0])
+    if func is not Tensor.__add__ and len(tensors) < len(args):
+        return None  # a scalar operand may change the dtype; let PyTorch decide
     shape = torch.broadcast_shapes(*(t.shape for t in tensors[:2]))
     return torch.empty(shape, dtype=tensors[0].dtype, device="meta")
 
@@ -213,14 +209,8 @@ class _MetaAdd(torch.autograd.Function):
         return grad, grad
 
 
-class MetaTrainingMode(TorchFunctionMode):
-    """Within it, a training pass on meta skips the arithmetic of its commonest ops.
-
-    PyTorch works out the shapes of BatchNorm, ReLU and addition on meta through Python
-    reference implementations, which are most of a meta pass's time although the result is
-    only a shape. The stand-ins save for backward exactly what the real ops save, so that
-    `saved_for_backward` counts the same bytes; the tests compare the two on several networks.
-    """
+class _OpMode(TorchFunctionMode):
+    """A function mode that hands every torch operation to `run`, kwargs always a dict."""
 
     def __torch_function__(
         self,
@@ -229,7 +219,22 @@ class MetaTrainingMode(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        kwargs = kwargs or {}
+        return self.run(func, args, kwargs or {})
+
+    def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must say how it runs an operation")
+
+
+class MetaTrainingMode(_OpMode):
+    """Within it, a training pass on meta skips the arithmetic of its commonest ops.
+
+    PyTorch works out the shapes of BatchNorm, ReLU and addition on meta through Python
+    reference implementations, which are most of a meta pass's time although the result is
+    only a shape. The stand-ins save for backward exactly what the real ops save, so that
+    `saved_for_backward` counts the same bytes; the tests compare the two on several networks.
+    """
+
+    def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name = getattr(func, "__name__", "")
         tensors = [a for a in args if isinstance(a, Tensor)]
         if tensors and all(t.is_meta for t in tensors) and not kwargs.get("inplace"):
@@ -243,21 +248,14 @@ class MetaTrainingMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-class _FieldMode(TorchFunctionMode):
+class _FieldMode(_OpMode):
     """Propagates receptive fields from tensor to tensor, and counts live activation bytes."""
 
     def __init__(self, tracer: Tracer) -> None:
         super().__init__()
         self.tracer = tracer
 
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
+    def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out: Any = _meta_shortcut(func, args)
         if out is None:
             out = func(*args, **kwargs)
@@ -270,7 +268,6 @@ class Tracer:
     """Record module calls of one forward pass; use as `with Tracer(model) as t: model(x)`."""
 
     def __init__(self, model: nn.Module, track_memory: bool = False) -> None:
-        self.model = model
         self.calls: list[Call] = []
         self.names = {module: name for name, module in model.named_modules() if name}
         self.track_memory = track_memory
@@ -315,16 +312,7 @@ class Tracer:
         elif func is Tensor.__getitem__:
             self.set_field(out, self._sliced(first_field, args[1]))
         elif getattr(func, "__name__", "") == "pad" and len(args[1]) >= 4:
-            shift = args[1][2] * first_field.jump  # rows padded on top
-            self.set_field(
-                out,
-                Field(
-                    first_field.lo - shift,
-                    first_field.hi - shift,
-                    first_field.jump,
-                    first_field.global_context,
-                ),
-            )
+            self.set_field(out, first_field.shifted(-args[1][2]))  # rows padded on top
         elif out.shape[-2:] == (1, 1) and first.dim() >= 3 and first.shape[-2:] != (1, 1):
             # A global reduction (average pool, SE's squeeze): one value sees the whole map.
             reach = (first.shape[-2] - 1) * first_field.jump
@@ -365,13 +353,7 @@ class Tracer:
         if not isinstance(index, tuple) or len(index) < 3 or not isinstance(index[2], slice):
             return before
         rows = index[2]
-        start, step = rows.start or 0, rows.step or 1
-        return Field(
-            before.lo + start * before.jump,
-            before.hi + start * before.jump,
-            before.jump * step,
-            before.global_context,
-        )
+        return before.shifted(rows.start or 0, rows.step or 1)
 
     # -- live memory ---------------------------------------------------------------------
 
@@ -399,7 +381,6 @@ class Tracer:
         call = self._stack.pop()
         if isinstance(output, Tensor):
             call.output_shape = tuple(output.shape)
-            call.output_dtype = output.dtype
             call.field = self.field_of(output)
         self.calls.append(call)
 
