@@ -20,9 +20,19 @@ from typing import NoReturn
 from resnet_viz import __version__
 from resnet_viz.analysis import Analysis, analyze
 from resnet_viz.config import short_repr
+from resnet_viz.diagram import (
+    DIRECTIONS,
+    FORMATS,
+    LEVELS,
+    THEMES,
+    diff_diagram,
+    render,
+    render_diagram,
+)
 from resnet_viz.model import build_model, count_parameters
 from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
 from resnet_viz.presets import FAMILIES, PRESETS, describe, family_of, parse_model_spec
+from resnet_viz.view3d import figure_3d
 
 
 def _preset_rows(family: str | None) -> list[dict[str, object]]:
@@ -203,6 +213,74 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagram_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    suffix = os.path.splitext(args.output or "")[1].lower().lstrip(".")
+    if args.three_d:
+        return "html" if suffix in ("", "html", "htm") else suffix
+    return suffix if suffix in FORMATS else "svg"
+
+
+def _write_output(data: bytes, path: str | None, binary: bool) -> None:
+    """To the file (replaced whole, only once everything is ready) or to standard output."""
+    if path is None or path == "-":
+        if binary and sys.stdout.isatty():
+            raise ValueError("PNG and PDF are not for a terminal; give a file with -o FILE")
+        sys.stdout.buffer.write(data)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"cannot write {path}: the folder {folder} does not exist")
+    partial = f"{path}.partial"
+    with open(partial, "wb") as file:
+        file.write(data)
+    os.replace(partial, path)
+
+
+def _cmd_diagram(args: argparse.Namespace) -> int:
+    fmt = _diagram_format(args)
+    analysis = _run_analysis(args, args.model)
+    if args.three_d:
+        if fmt != "html":
+            raise ValueError("the 3D view is an interactive HTML page; use -o FILE.html")
+        figure = figure_3d(analysis, theme=args.theme, collapse=not args.no_collapse)
+        page = figure.to_html(include_plotlyjs=True, full_html=True)
+        _write_output(page.encode(), args.output, binary=False)
+        return 0
+    if fmt == "html":
+        raise ValueError("HTML is for the 3D view (--3d); diagrams are svg, png, pdf or dot")
+    options = {
+        "direction": args.direction,
+        "theme": args.theme,
+        "counts": args.counts,
+    }
+    if args.compare:
+        other = _run_analysis(args, args.compare)
+        # A preset or link token names itself; inline JSON would make an unreadable title.
+        names = (
+            args.model if len(args.model) <= 40 else "A",
+            args.compare if len(args.compare) <= 40 else "B",
+        )
+        graph = diff_diagram(analysis, other, args.level, names=names, **options)
+        data = render(graph, fmt, timeout=args.timeout)
+    else:
+        rendered = render_diagram(
+            analysis,
+            args.level,
+            fmt,
+            timeout=args.timeout,
+            collapse=not args.no_collapse,
+            highlight=args.highlight,
+            **options,
+        )
+        if rendered.notice:
+            print(f"resnet-viz: notice: {rendered.notice}", file=sys.stderr)
+        data = rendered.data
+    _write_output(data, args.output, binary=fmt in ("png", "pdf"))
+    return 0
+
+
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
@@ -270,6 +348,39 @@ def _make_parser() -> argparse.ArgumentParser:
         help="markdown (default), latex (booktabs, for a slide) or csv (exact counts)",
     )
     table.set_defaults(handler=_cmd_table)
+
+    diagram = commands.add_parser(
+        "diagram", help="a block diagram (SVG, PNG, PDF or DOT), or the 3D view as HTML"
+    )
+    diagram.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    diagram.add_argument("--level", choices=LEVELS, default="blocks", help="default: blocks")
+    diagram.add_argument(
+        "--format",
+        choices=(*FORMATS, "html"),
+        help="svg, png, pdf, dot, or html for --3d (default: from the file name, else svg)",
+    )
+    diagram.add_argument("-o", "--output", metavar="FILE", help="where to write (default: stdout)")
+    diagram.add_argument("--theme", choices=tuple(THEMES), default="light")
+    diagram.add_argument("--direction", choices=DIRECTIONS, default="TB", help="TB or LR")
+    diagram.add_argument(
+        "--counts", action="store_true", help="parameters and mult-adds on every node"
+    )
+    diagram.add_argument(
+        "--no-collapse", action="store_true", help="draw every block, also in long runs"
+    )
+    diagram.add_argument("--highlight", metavar="PART", help="stem, layer2, layer2.0, head, ...")
+    diagram.add_argument(
+        "--compare", metavar="MODEL", help="show what differs from this second model"
+    )
+    diagram.add_argument("--3d", dest="three_d", action="store_true", help="the 3D view")
+    diagram.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds Graphviz may take before the stages level is drawn instead (default 5)",
+    )
+    _add_analysis_options(diagram)
+    diagram.set_defaults(handler=_cmd_diagram)
     return parser
 
 

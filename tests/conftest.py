@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,14 @@ def deterministic_state_dict(entries: list[list[Any]]) -> dict[str, torch.Tensor
 
 def reference_input(height: int, width: int) -> torch.Tensor:
     return torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(1234))
+
+
+# Rendering tests need the Graphviz program. A developer without it sees them skipped; CI sets
+# RESNET_VIZ_REQUIRE_GRAPHVIZ=1 (in .ci/run, which installs it) so that they can never be.
+needs_graphviz = pytest.mark.skipif(
+    shutil.which("dot") is None and not os.environ.get("RESNET_VIZ_REQUIRE_GRAPHVIZ"),
+    reason="the Graphviz program `dot` is not installed (./dev system installs it)",
+)
 
 
 @pytest.fixture(autouse=True)
