@@ -722,26 +722,27 @@ def _label(title: str, lines: Sequence[str], theme: Theme) -> str:
 
 def _legend(drawing: _Drawing, theme: Theme) -> str:
     kinds = [kind for kind in _LEGEND if any(n.kind == kind for n in drawing.nodes.values())]
-    rows = [
-        f'<tr><td bgcolor="{theme.fill(kind)}" width="18"> </td>'
-        f'<td align="left">{html.escape(_LEGEND[kind], quote=False)}</td></tr>'
+    cells = [
+        f'<td bgcolor="{theme.fill(kind)}" width="18"> </td>'
+        f'<td align="left">{html.escape(_LEGEND[kind], quote=False)}</td>'
         for kind in kinds
     ]
     edge_kinds = {e.kind for e in drawing.edges}
     if "skip" in edge_kinds:
-        rows.append(
-            f'<tr><td><font color="{theme.skip}"><b>━━</b></font></td>'
-            '<td align="left">identity shortcut (skip connection)</td></tr>'
+        cells.append(
+            f'<td><font color="{theme.skip}"><b>━━</b></font></td>'
+            '<td align="left">identity shortcut (skip connection)</td>'
         )
     if "shortcut" in edge_kinds:
-        rows.append(
-            f'<tr><td><font color="{theme.skip}"><b>╍╍</b></font></td>'
-            '<td align="left">through a shortcut layer</td></tr>'
+        cells.append(
+            f'<td><font color="{theme.skip}"><b>╍╍</b></font></td>'
+            '<td align="left">through a shortcut layer</td>'
         )
-    table = "".join(rows)
+    # Two entries a row: half as tall, so the legend does not push the diagram down.
+    rows = "".join("<tr>" + "".join(cells[i : i + 2]) + "</tr>" for i in range(0, len(cells), 2))
     return (
         f'<<table border="0" cellborder="0" cellspacing="3">'
-        f'<tr><td colspan="2"><b>legend</b></td></tr>{table}</table>>'
+        f'<tr><td colspan="4"><b>legend</b></td></tr>{rows}</table>>'
     )
 
 

@@ -1,0 +1,1 @@
+"""The pages of the Streamlit app (see app.py), and what they share."""
