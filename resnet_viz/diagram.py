@@ -659,6 +659,26 @@ def _drawing(analysis: Analysis, level: str, counts: bool, collapse: bool) -> _D
 # -- differences between two networks ----------------------------------------------------
 
 
+def _both(a: list[str], b: list[str], names: tuple[str, str]) -> list[str]:
+    """Lines the two share at the start and end once; in between, each network's own, named.
+
+    Matching single lines out of order would mislead: ResNet-34's [3x3, 64; 3x3, 64] and
+    ResNet-50's [1x1, 64; 3x3, 64; 1x1, 256] share a line but not a block.
+    """
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    return [
+        *a[:head],
+        *(f"{names[0]}: {line}" for line in a[head : len(a) - tail]),
+        *(f"{names[1]}: {line}" for line in b[head : len(b) - tail]),
+        *a[len(a) - tail :],
+    ]
+
+
 def _merge(a: _Drawing, b: _Drawing, names: tuple[str, str]) -> _Drawing:
     """One drawing of both: what only one has, and what both have with other numbers, marked."""
     merged = _Drawing(a.level, clusters={**b.clusters, **a.clusters})
@@ -667,9 +687,7 @@ def _merge(a: _Drawing, b: _Drawing, names: tuple[str, str]) -> _Drawing:
         if other is None:
             merged.add(replace(node, lines=[*node.lines, f"only in {names[0]}"], state="a"))
         elif (node.title, node.lines) != (other.title, other.lines):
-            lines = [line for line in node.lines if line in other.lines]
-            lines += [f"{names[0]}: {line}" for line in node.lines if line not in other.lines]
-            lines += [f"{names[1]}: {line}" for line in other.lines if line not in node.lines]
+            lines = _both(node.lines, other.lines, names)
             merged.add(replace(node, lines=lines, state="changed"))
         else:
             merged.add(node)

@@ -23,6 +23,7 @@ from resnet_viz.diagram import (
     GraphvizMissing,
     LayoutTimeout,
     _drawing,
+    _merge,
     diagram,
     diff_diagram,
     render,
@@ -250,6 +251,23 @@ def test_difference_marks_what_only_one_has() -> None:
     assert block is not None and "only in resnet34" in block.group(0)
     assert f'color="{THEMES["light"].only_b}"' in block.group(0)
     assert "only in resnet18" not in graph
+
+
+def test_difference_lists_each_networks_own_block() -> None:
+    names = ("resnet34", "resnet50")
+    a = _drawing(analyze("resnet34"), "stages", counts=False, collapse=False)
+    b = _drawing(analyze("resnet50"), "stages", counts=False, collapse=False)
+    node = _merge(a, b, names).nodes["layer1"]
+    assert node.state == "changed"
+    assert node.lines == [
+        "resnet34: [ 3×3 conv, 64 ]",
+        "resnet34: [ 3×3 conv, 64 ]",
+        "resnet50: [ 1×1 conv, 64 ]",
+        "resnet50: [ 3×3 conv, 64 ]",
+        "resnet50: [ 1×1 conv, 256 ]",
+        "× 3 blocks",
+    ]
+    assert _merge(a, a, names).nodes["layer1"].state == ""
 
 
 def test_difference_of_shapes_shows_both() -> None:
