@@ -13,7 +13,7 @@ from conftest import deterministic_state_dict
 from PIL import Image
 from torch import nn
 
-from resnet_viz import PRESETS, analyze, build_model
+from resnet_viz import PRESETS, ResNet, ResNetConfig, analyze, build_model
 from resnet_viz.activations import (
     capture,
     channel_stats,
@@ -46,13 +46,13 @@ def cifar_input() -> torch.Tensor:
 
 
 @cache
-def recipe_state(preset: str) -> dict[str, torch.Tensor]:
+def recipe_state(preset: str | ResNetConfig) -> dict[str, torch.Tensor]:
     """The reference recipe's weights; drawn once per preset, since loading copies them."""
     entries = [[k, list(v.shape)] for k, v in build_model(preset, "meta").state_dict().items()]
     return deterministic_state_dict(entries)
 
 
-def recipe_model(preset: str) -> nn.Module:
+def recipe_model(preset: str | ResNetConfig) -> ResNet:
     model = build_model(preset)
     model.load_state_dict(recipe_state(preset))
     return model
@@ -266,7 +266,8 @@ def test_activations_anatomy_of_option_a_preact_and_plain_blocks() -> None:
     x = cifar_input()
 
     option_a = residual_anatomy(recipe_model("resnet20"), x, "layer2.0")
-    preact = residual_anatomy(recipe_model("preact_resnet110"), x, "layer1.3")
+    short_preact = PRESETS["preact_resnet110"].replace(blocks_per_stage=(2, 2, 2))
+    preact = residual_anatomy(recipe_model(short_preact), x, "layer1.1")
     plain = residual_anatomy(recipe_model("plain20"), x, "layer3.2")
 
     assert option_a.shortcut is not None and option_a.shortcut.shape == (32, 16, 16)
