@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from resnet_viz.sources import read_source
+
 logger = logging.getLogger(__name__)
 
 # NOTE: the assets live beside the package in the source tree, not inside it, so they are found
@@ -89,7 +91,9 @@ def load_image(source: str | Path | bytes | BinaryIO, max_pixels: int = MAX_PIXE
         ValueError: For a missing file, a file that is not an image of a supported format, a
             truncated file, or one with too many pixels; the message says what to do.
     """
-    data = _read_bytes(source)
+    data = read_source(
+        source, "image file", "choose a photo (JPEG, PNG, WebP, BMP, TIFF or GIF)", MAX_FILE_BYTES
+    )
     try:
         with warnings.catch_warnings():
             # Pillow warns above its own limit; the check below gives the reason in our words.
@@ -133,29 +137,6 @@ def load_image(source: str | Path | bytes | BinaryIO, max_pixels: int = MAX_PIXE
     rgb = _to_rgb(_upright(image, notices), notices)
     logger.debug("decoded %s %s %dx%d", found_format, original_mode, *rgb.size)
     return LoadedImage(rgb, found_format, original_mode, notices)
-
-
-def _read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            what = "is a folder" if path.is_dir() else "does not exist"
-            raise ValueError(f"image file {str(path)!r} {what}; give the path of a photo")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ValueError(
-                f"image file {str(path)!r} is {path.stat().st_size / 2**20:.0f} MB, over the "
-                f"limit of {MAX_FILE_BYTES // 2**20} MB"
-            )
-        data = path.read_bytes()
-    else:
-        data = source.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"this file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
-    if not data:
-        raise ValueError("this file is empty; choose a photo (JPEG, PNG, WebP, BMP, TIFF or GIF)")
-    return data
 
 
 def _not_an_image(data: bytes) -> str:

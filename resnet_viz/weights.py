@@ -33,6 +33,7 @@ from resnet_viz.config import ResNetConfig, changed_fields
 from resnet_viz.images import ASSETS
 from resnet_viz.model import ResNet, build_model, resolve_config
 from resnet_viz.presets import describe
+from resnet_viz.sources import read_source
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def read_checkpoint(source: str | Path | bytes | BinaryIO) -> Checkpoint:
             tensors (a whole model, say; the message says how to export a state dict), or has
             no tensors.
     """
-    data = _read_bytes(source)
+    data = read_source(source, "checkpoint", "give the path of a weights file")
     kind = _sniff(data)
     if kind == "safetensors":
         raw: Any = _load_safetensors(data)
@@ -93,22 +94,6 @@ def read_checkpoint(source: str | Path | bytes | BinaryIO) -> Checkpoint:
     state_dict = _strip_prefixes(state_dict, notices)
     logger.info("read a %s checkpoint with %d tensors", kind, len(state_dict))
     return Checkpoint(state_dict, kind, notices)
-
-
-def _read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            what = "is a folder" if path.is_dir() else "does not exist"
-            raise ValueError(f"checkpoint {str(path)!r} {what}; give the path of a weights file")
-        data = path.read_bytes()
-    else:
-        data = source.read()
-    if not data:
-        raise ValueError("the checkpoint file is empty")
-    return data
 
 
 def _sniff(data: bytes) -> str:
