@@ -12,13 +12,15 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from resnet_viz import __version__
-from resnet_viz.analysis import Analysis, analyze
+from resnet_viz.analysis import Analysis, analyze, natural_input_size
 from resnet_viz.config import short_repr
 from resnet_viz.diagram import (
     DIRECTIONS,
@@ -29,7 +31,7 @@ from resnet_viz.diagram import (
     render,
     render_diagram,
 )
-from resnet_viz.model import build_model, count_parameters
+from resnet_viz.model import ResNet, build_model, count_parameters
 from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
 from resnet_viz.presets import FAMILIES, PRESETS, describe, family_of, parse_model_spec
 from resnet_viz.view3d import figure_3d
@@ -281,6 +283,154 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- activation maps -------------------------------------------------------------------
+
+DEFAULT_MODEL = "resnet18"
+_PUBLISHED = re.compile(r"^IMAGENET1K_V\d+$", re.IGNORECASE)
+
+
+def _note(message: str) -> None:
+    print(f"resnet-viz: note: {message}", file=sys.stderr)
+
+
+def _load_network(args: argparse.Namespace) -> tuple[ResNet, int | None]:
+    """The network the options ask for, and the resize its weights expect (None: the default).
+
+    With --weights alone the configuration comes from the checkpoint; with --model as well the
+    two must agree, except in the number of classes, which the checkpoint decides.
+    """
+    from resnet_viz.weights import fetch_published_weights, load_checkpoint, published_weights
+
+    requested = parse_model_spec(args.model) if args.model else None
+    if args.weights is None:
+        model = build_model(requested or DEFAULT_MODEL, device=args.device)
+        _note(
+            f"{describe(model.config)} with random weights: the maps show an untrained network "
+            "and its predictions mean nothing; pass --weights FILE for trained ones"
+        )
+        return model, None
+
+    resize = None
+    source: str | Path = args.weights
+    if _PUBLISHED.match(args.weights):
+        # torchvision's published weights, by their name: from the torch hub cache, or
+        # downloaded into it.
+        preset = args.model or DEFAULT_MODEL
+        entries = [e for e in published_weights(preset) if e.name == args.weights.upper()]
+        if not entries:
+            names = ", ".join(e.name for e in published_weights(preset)) or "none"
+            raise ValueError(
+                f"torchvision publishes no {args.weights.upper()} weights for {preset!r} "
+                f"(it has: {names}); give --model a torchvision preset, or --weights a file"
+            )
+        source, resize = fetch_published_weights(entries[0]), entries[0].resize_size
+    loaded = load_checkpoint(source, config=requested, device=args.device)
+    for notice in loaded.notices:
+        _note(notice)
+    return loaded.model, resize
+
+
+def _photo_input(args: argparse.Namespace, model: ResNet, resize: int | None) -> Any:
+    from resnet_viz.images import load_image, prepare
+
+    photo = load_image(args.image)
+    for notice in photo.notices:
+        _note(notice)
+    size = args.size or natural_input_size(model.config)[0]
+    prepared = prepare(photo, args.recipe, size, model.config.in_channels, resize=resize)
+    return photo, prepared
+
+
+def _write_png(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as err:
+        raise ValueError(f"cannot write {path!r}: {err.strerror or err}") from None
+
+
+def _cmd_activations(args: argparse.Namespace) -> int:
+    from resnet_viz.activations import (
+        capture,
+        channel_stats,
+        feature_grid,
+        layer_label,
+        parse_layer,
+    )
+    from resnet_viz.rendering import feature_grid_image, png_bytes
+
+    if args.format == "png" and not args.output:
+        raise ValueError("give -o FILE.png for the grid, or --format json for the statistics")
+    model, resize = _load_network(args)
+    _, prepared = _photo_input(args, model, resize)
+    key = parse_layer(args.layer)
+    maps = capture(model, prepared.tensor, [key]).outputs[key]
+    channels = [int(c) for c in args.channels.split(",")] if args.channels else None
+    grid = feature_grid(maps, top_k=args.top_k, channels=channels, normalisation=args.normalise)
+    if args.output:
+        _write_png(args.output, png_bytes(feature_grid_image(grid)))
+    if args.format == "json":
+        report = {
+            "image": args.image,
+            "model": model.config.to_dict(),
+            "weights": model.weights_source,
+            "layer": layer_label(key),
+            "shape": list(maps.shape),
+            "input_size": list(prepared.input_size),
+            "shown_channels": grid.channels,
+            "channels": [stats.to_dict() for stats in channel_stats(maps)],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"{layer_label(key)} {' x '.join(map(str, maps.shape))}: channels "
+            f"{', '.join(map(str, grid.channels))} -> {args.output}"
+        )
+    return 0
+
+
+def _cmd_cam(args: argparse.Namespace) -> int:
+    from resnet_viz.activations import grad_cam, layer_label
+    from resnet_viz.images import imagenet_labels
+    from resnet_viz.rendering import heat_overlay, png_bytes
+
+    model, resize = _load_network(args)
+    photo, prepared = _photo_input(args, model, resize)
+    result = grad_cam(model, prepared.tensor, args.layer, args.class_index)
+    overlay = heat_overlay(photo.image, result.cam, prepared, alpha=args.alpha)
+    _write_png(args.output, png_bytes(overlay))
+
+    label = ""
+    if model.config.num_classes == 1000:
+        label = f" ({imagenet_labels()[result.class_index]})"
+    flat = " (flat: no evidence found, the map is zeros)" if result.peak == 0 else ""
+    print(
+        f"Grad-CAM of class {result.class_index}{label}, probability "
+        f"{result.probability:.3f}, at {layer_label(result.layer)}{flat} -> {args.output} "
+        f"({overlay.width}x{overlay.height})"
+    )
+    return 0
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", help="a photo: JPEG, PNG, WebP, BMP, TIFF, GIF")
+    parser.add_argument(
+        "--model", default=None, help=f"{MODEL_HELP} (default: the checkpoint's, else resnet18)"
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=("torchvision", "whole"),
+        default="torchvision",
+        help="torchvision: resize and centre crop (default); whole: the whole photo",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="crop size, or the short side with --recipe whole (default 224; 32 for CIFAR nets)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+
+
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
@@ -381,6 +531,56 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     _add_analysis_options(diagram)
     diagram.set_defaults(handler=_cmd_diagram)
+
+    activations = commands.add_parser(
+        "activations", help="the feature maps of one layer for a photo, as a grid or statistics"
+    )
+    _add_image_options(activations)
+    activations.add_argument(
+        "--weights",
+        default=None,
+        help="a checkpoint (.pth, .pt, .bin, .safetensors) or IMAGENET1K_V1/V2 (default: random)",
+    )
+    activations.add_argument(
+        "--layer", required=True, help="a layer name as `resnet-viz summary` lists it"
+    )
+    activations.add_argument(
+        "--top-k", type=int, default=16, help="show the channels with the largest mean (16)"
+    )
+    activations.add_argument("--channels", default=None, help="these channels instead: 0,5,7")
+    activations.add_argument(
+        "--normalise",
+        choices=("channel", "layer"),
+        default="channel",
+        help="scale each map alone (default) or all by the layer's range",
+    )
+    activations.add_argument("-o", "--output", default=None, help="where to write the PNG grid")
+    activations.add_argument(
+        "--format",
+        choices=("png", "json"),
+        default="png",
+        help="png (default) or json: per-channel statistics on standard output",
+    )
+    activations.set_defaults(handler=_cmd_activations)
+
+    cam = commands.add_parser("cam", help="Grad-CAM of a photo for one class, over the photo")
+    _add_image_options(cam)
+    cam.add_argument(
+        "--weights",
+        required=True,
+        help="a checkpoint (.pth, .pt, .bin, .safetensors) or IMAGENET1K_V1/V2",
+    )
+    cam.add_argument("--layer", default=None, help="a layer with maps (default: the last stage)")
+    cam.add_argument(
+        "--class",
+        dest="class_index",
+        type=int,
+        default=None,
+        help="the class to explain (default: the most probable)",
+    )
+    cam.add_argument("--alpha", type=float, default=0.5, help="strength of the colours (0.5)")
+    cam.add_argument("-o", "--output", required=True, help="where to write the PNG overlay")
+    cam.set_defaults(handler=_cmd_cam)
     return parser
 
 

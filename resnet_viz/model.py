@@ -25,6 +25,9 @@ class ResNet(nn.Module):
     def __init__(self, config: ResNetConfig, init_weights: bool = True) -> None:
         super().__init__()
         self.config = config
+        # Where the weights came from (a file name, or torchvision's weights name); None while
+        # they are the random initialisation, so that every view can say so.
+        self.weights_source: str | None = None
         self._make_stem()
 
         self.inplanes = config.stem_width

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from resnet_viz import PRESETS, ResNetConfig
 from resnet_viz.cli import main
@@ -263,3 +265,193 @@ def test_cli_summary_markdown_ends_with_totals(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
 
     assert "parameters:  11,689,512" in out and "RF / jump" in out
+
+
+# -- activations and cam -------------------------------------------------------------------
+
+ASSETS = Path(__file__).parent.parent / "assets"
+
+
+@pytest.fixture(scope="module")
+def resnet20_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A resnet20 checkpoint with the reference recipe's weights, wrapped as Lightning does."""
+    from conftest import deterministic_state_dict
+
+    from resnet_viz import build_model
+
+    entries = [[k, list(v.shape)] for k, v in build_model("resnet20", "meta").state_dict().items()]
+    path = tmp_path_factory.mktemp("weights") / "resnet20.ckpt"
+    torch.save({"state_dict": deterministic_state_dict(entries), "epoch": 3}, path)
+    return path
+
+
+def test_cli_activations_json_statistics(
+    resnet20_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["activations", str(ASSETS / "coffee.png"), "--weights", str(resnet20_checkpoint)]
+
+    assert main([*argv, "--layer", "layer2.0.relu (2)", "--top-k", "4", "--format", "json"]) == 0
+
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    stats = report["channels"]
+    assert report["layer"] == "layer2.0.relu (2)" and report["shape"] == [1, 32, 16, 16]
+    assert report["input_size"] == [32, 32]  # a CIFAR net's natural size
+    assert [s["channel"] for s in stats] == list(range(32))
+    means = sorted(range(32), key=lambda c: -stats[c]["mean"])
+    assert report["shown_channels"] == means[:4]
+    assert all(s["min"] >= 0 and 0 <= s["zero_fraction"] <= 1 for s in stats)  # after a ReLU
+    assert report["weights"] == str(resnet20_checkpoint)
+    assert "took the weights from the checkpoint's 'state_dict' entry" in captured.err
+
+
+def test_cli_activations_grid_png_with_random_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "grid.png"
+
+    assert (
+        main(["activations", str(ASSETS / "chelsea.png"), "--layer", "layer4", "-o", str(out)]) == 0
+    )
+
+    captured = capsys.readouterr()
+    grid = Image.open(out)
+    assert grid.format == "PNG" and grid.size == (4 * 96 + 5 * 4, 4 * 96 + 5 * 4)
+    assert "random weights" in captured.err and "mean nothing" in captured.err
+    assert captured.out.startswith("layer4 1 x 512 x 7 x 7: channels ")
+
+
+@pytest.mark.parametrize(
+    ("size", "name"), [((360, 240), "landscape.jpg"), ((240, 360), "portrait.JPG")]
+)
+def test_cli_cam_overlay_at_the_photos_size(
+    resnet20_checkpoint: Path,
+    tmp_path: Path,
+    size: tuple[int, int],
+    name: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    photo = tmp_path / name
+    Image.open(ASSETS / "chelsea.png").resize(size).save(photo, "PNG")  # content wins over name
+    out = tmp_path / "cam.png"
+
+    status = main(
+        ["cam", str(photo), "--weights", str(resnet20_checkpoint), "--class", "3", "-o", str(out)]
+    )
+
+    assert status == 0
+    assert Image.open(out).size == size
+    assert capsys.readouterr().out.startswith("Grad-CAM of class 3, probability ")
+
+
+def test_cli_cam_model_with_other_classes_is_adopted(
+    resnet20_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["cam", str(ASSETS / "rocket.jpg"), "--weights", str(resnet20_checkpoint)]
+
+    assert main([*argv, "--model", "resnet20~nc-100", "-o", str(tmp_path / "c.png")]) == 0
+
+    assert "note: the checkpoint has 10 classes, not 100; using 10" in capsys.readouterr().err
+
+
+def test_cli_cam_model_that_differs_is_an_error(
+    resnet20_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["cam", str(ASSETS / "rocket.jpg"), "--weights", str(resnet20_checkpoint)]
+
+    assert main([*argv, "--model", "resnet56", "-o", str(tmp_path / "c.png")]) == 2
+
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("resnet-viz: error: the checkpoint holds resnet20 (token resnet20)")
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--layer", "layer3.9"], "no layer named 'layer3.9' in this network; did you mean"),
+        (["--layer", "fc"], "fc has no feature map to explain"),
+        (["--class", "10"], "class 10 does not exist"),
+    ],
+)
+def test_cli_cam_bad_options_are_one_line(
+    resnet20_checkpoint: Path,
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["cam", str(ASSETS / "rocket.jpg"), "--weights", str(resnet20_checkpoint)]
+
+    assert main([*argv, *extra, "-o", str(tmp_path / "c.png")]) == 2
+
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_cli_unknown_layer_says_where_to_find_names(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["activations", str(ASSETS / "rocket.jpg"), "--model", "resnet20", "--layer", "stem"]
+
+    assert main([*argv, "--format", "json"]) == 2
+
+    assert "`resnet-viz summary MODEL` lists every layer's name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cam", "x.png", "-o", "c.png"], "the following arguments are required: --weights"),
+        (["activations", "x.png", "-o", "g.png"], "the following arguments are required: --layer"),
+    ],
+)
+def test_cli_image_commands_usage(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("image", "weights", "message"),
+    [
+        ("README.md", None, "this file is text"),
+        ("rocket.jpg", "chelsea.png", "is not a checkpoint this program reads"),
+        ("missing.jpg", None, "image file .*missing.jpg' does not exist"),
+    ],
+)
+def test_cli_bad_files_are_one_line(
+    image: str,
+    weights: str | None,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["cam", str(ASSETS / image), "--weights", str(ASSETS / (weights or "x.pth"))]
+    if weights is None:
+        argv = ["activations", str(ASSETS / image), "--model", "resnet20", "--layer", "conv1"]
+
+    assert main([*argv, "-o", str(tmp_path / "out.png")]) == 2
+
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("resnet-viz: error: ")
+    assert re.search(message, err)
+
+
+def test_cli_published_weights_come_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import deterministic_state_dict, reference
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(deterministic_state_dict(reference("resnet18")["state_dict"]), cached)
+    argv = ["activations", str(ASSETS / "astronaut.png"), "--model", "resnet18"]
+
+    assert main([*argv, "--weights", "IMAGENET1K_V1", "--layer", "conv1", "--format", "json"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["weights"] == str(cached)
+    assert main([*argv, "--weights", "IMAGENET1K_V2", "--layer", "conv1", "--format", "json"]) == 2
+    assert "publishes no IMAGENET1K_V2 weights for 'resnet18'" in capsys.readouterr().err
