@@ -1,8 +1,9 @@
 """resnet-viz in the browser: `streamlit run app.py`.
 
 The sidebar picks the network (kept in the link, so a bookmark reopens it); the pages show it:
-Build (headline figures, stages, configuration) and Architecture (block diagrams at three
-levels, a 3D view, Table 1 and every layer). The pages live in app_pages/.
+Build (headline figures, stages, configuration), Architecture (block diagrams at three
+levels, a 3D view, Table 1 and every layer) and Activations (what each stage does to a photo).
+The pages live in app_pages/.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ st.set_page_config(page_title="resnet-viz", layout="wide")
 pages = [
     st.Page("app_pages/build.py", title="Build", icon=":material/construction:", default=True),
     st.Page("app_pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
+    st.Page("app_pages/activations.py", title="Activations", icon=":material/image:"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")

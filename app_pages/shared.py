@@ -71,6 +71,17 @@ def choose_model() -> ResNetConfig:
     return config
 
 
+def switch_model(token: str) -> None:
+    """Make `token` the sidebar's model; as a widget callback, so it runs before the sidebar.
+
+    The picker's own state must change with the link: `choose_model` prefers the picker's
+    preset to the link, so setting the link alone would be undone on the next run.
+    """
+    config = ResNetConfig.from_url_token(token)
+    st.query_params["model"] = token
+    st.session_state.preset = preset_name(config) or CUSTOM
+
+
 def current_token() -> str:
     return str(st.session_state.get(TOKEN_KEY, DEFAULT_PRESET))
 
