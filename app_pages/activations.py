@@ -185,17 +185,20 @@ def weights_ui(config: ResNetConfig, token: str) -> tuple[list[Network], str]:
     """The networks to show, random first, and the configuration token they share."""
     entries = published_weights(preset_name(config) or "")
     options = ["random", "checkpoint"] + (["torchvision"] if entries else [])
-    labels = {"random": "Random", "checkpoint": "Checkpoint", "torchvision": "ImageNet"}
-    choice = st.segmented_control(
+    labels = {
+        "random": "random initialisation",
+        "checkpoint": "checkpoint file",
+        "torchvision": "torchvision's ImageNet weights",
+    }
+    # A radio, not a segmented control: the labels must be read in full on a narrow column.
+    choice = st.radio(
         "Weights",
         options,
-        default="random",
-        required=True,
         key="act_weights",
         format_func=labels.__getitem__,
-        help="**Random**: the initialisation, untrained. **Checkpoint**: a file of weights "
-        "(state dict). **ImageNet**: torchvision's published weights for this preset, from the "
-        "torch hub cache.",
+        help="**random initialisation**: untrained. **checkpoint file**: a state dict. "
+        "**torchvision's ImageNet weights**: published for this preset; read from the torch "
+        "hub cache, downloaded only when asked.",
     )
     if choice == "checkpoint":
         real = checkpoint_ui(config, token)
@@ -783,8 +786,10 @@ def input_row_ui(
 
 
 config = current_config()
+# The heading names the network shown, which a checkpoint may change; it is filled in below.
+heading = st.empty()
 nets, token, prepared, photo, view, input_key = input_row_ui(config, current_token())
-st.subheader(f"What {describe(ResNetConfig.from_url_token(token))} does to the photo")
+heading.subheader(f"What {describe(ResNetConfig.from_url_token(token))} does to a photo")
 try:
     analysis = load_analysis(token)
 except ValueError as err:
