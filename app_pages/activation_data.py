@@ -42,6 +42,7 @@ from resnet_viz.activations import (
 )
 from resnet_viz.analysis import Analysis, LayerRecord, analyze
 from resnet_viz.images import LoadedImage, Prepared, load_image, prepare
+from resnet_viz.rendering import receptive_field_image
 from resnet_viz.weights import (
     WeightsMismatchError,
     config_for_checkpoint,
@@ -326,6 +327,36 @@ def field_of(
 def analysis_at(token: str, height: int, width: int) -> Analysis:
     """Shapes at the page's real input size (the shared analysis is at 224 or 32)."""
     return analyze(ResNetConfig.from_url_token(token), input_size=(height, width))
+
+
+# The effective field's gradient is spiky: scaled by its maximum, one pixel would be bright and
+# the rest black. Colours saturate at this quantile instead, so that its extent shows.
+FIELD_QUANTILE = 0.995
+
+
+def field_picture(view: Image.Image, field: EffectiveField) -> Image.Image:
+    """The fields on the network's view, with a margin wide enough for the whole box.
+
+    The theoretical field of a late stage is larger than the input (the rest is padding), so
+    the box is drawn on a gray margin around the picture rather than cut off at its edges.
+    """
+    heat = field.heat
+    top = float(torch.quantile(heat.flatten().float(), FIELD_QUANTILE))
+    shown = dataclasses.replace(field, heat=(heat / top).clamp(0, 1) if top > 0 else heat)
+    picture = receptive_field_image(view, shown)
+    box_top, box_left, box_bottom, box_right = field.box
+    overshoot = max(
+        0.0, -box_top, -box_left, box_bottom - (view.height - 1), box_right - (view.width - 1)
+    )
+    pad = int(np.ceil(overshoot)) + 2
+    canvas = Image.new("RGB", (view.width + 2 * pad, view.height + 2 * pad), (225, 225, 225))
+    canvas.paste(picture, (pad, pad))
+    ImageDraw.Draw(canvas).rectangle(
+        (box_left + pad, box_top + pad, box_right + pad, box_bottom + pad),
+        outline=(0, 200, 255),
+        width=2,
+    )
+    return canvas
 
 
 def share_of_field(heat: torch.Tensor, mass: float = 0.9) -> int:

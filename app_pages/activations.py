@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from app_pages.activation_data import (
+    FIELD_QUANTILE,
     STEM,
     Network,
     Preprocessing,
@@ -37,6 +38,7 @@ from app_pages.activation_data import (
     display_photo,
     enlarged,
     field_of,
+    field_picture,
     layer_choices,
     plan_checkpoint,
     prepare_input,
@@ -67,7 +69,6 @@ from resnet_viz.rendering import (
     heat_overlay,
     map_image,
     png_bytes,
-    receptive_field_image,
 )
 from resnet_viz.weights import PublishedWeights, cached_weights_path, published_weights
 
@@ -650,11 +651,14 @@ def predictions_tab(
                 st.markdown(weights_caption(net))
             # The logits come with any capture; this one is cached by the feature maps tab.
             logits = capture_layer(net.key, input_key, feature_layer, net, x)[1]
-            predictions_ui(net, logits)
+            # One network: the table beside the picture; two: each column stacks them.
+            table, picture = st.columns([2, 3], gap="large") if len(nets) == 1 else (st, st)
+            with table:
+                predictions_ui(net, logits)
             with st.spinner(f"Grad-CAM at {layer}..."):
                 cam = cam_for(net.key, input_key, layer, picked, net, x)
             overlay = heat_overlay(photo[0], cam.cam, photo[1])
-            st.image(
+            picture.image(
                 overlay,
                 caption=f"Grad-CAM of '{labels[cam.class_index]}' at {layer} "
                 f"(score {cam.score:.2f}, probability {cam.probability:.1%}). "
@@ -662,8 +666,8 @@ def predictions_tab(
                 + (", untrained: the map explains noise." if net.random else "."),
             )
             if cam.peak == 0:
-                st.info("No positive evidence for this class at this layer: the map is flat.")
-            st.download_button(
+                picture.info("No positive evidence for this class at this layer: the map is flat.")
+            picture.download_button(
                 "Download the Grad-CAM (PNG)",
                 png_bytes(overlay),
                 file_name=f"gradcam_{layer}_{cam.class_index}_{net.key.split(':')[0]}.png",
@@ -725,19 +729,24 @@ def receptive_field_tab(
         col = cols[2].slider(
             "Column", 0, columns - 1, columns // 2, key=f"act_rf_col_{layer}_{columns}"
         )
-        for column, net in zip(st.columns(max(2, len(nets)), gap="large"), nets, strict=False):
+        for column, net in zip(st.columns(2, gap="large"), nets, strict=False):
             with column:
                 with st.spinner("Following the gradient back to the photo..."):
                     field = field_of(net.key, input_key, layer, (row, col), net, x)
-                picture = enlarged(receptive_field_image(view, field), 448)
                 held = share_of_field(field.heat)
                 st.image(
-                    picture,
+                    enlarged(field_picture(view, field), 448),
                     caption=f"{layer} at ({row}, {col}), weights: {net.label}. Box: the "
-                    f"theoretical field, {field.size}x{field.size} px (it may reach past the "
-                    f"image, into the padding). Heat: the effective field; 90% of its gradient "
-                    f"lies on {held} px, {held / field.size**2:.0%} of the box's area.",
+                    f"theoretical field, {field.size}x{field.size} px (past the photo's edge it "
+                    f"covers padding). Heat: the effective field, saturating at its "
+                    f"{FIELD_QUANTILE:.1%} quantile.",
                 )
+                st.metric(
+                    "Effective field: pixels holding 90% of the gradient",
+                    f"{held:,} px",
+                    help=f"The theoretical field covers {field.size**2:,} px",
+                )
+                st.caption(f"{held / field.size**2:.0%} of the theoretical field's area.")
         st.caption(
             "The effective receptive field (Luo et al. 2016) is how strongly each input pixel "
             "moves this output: the gradient of the output position with respect to the input. "
