@@ -147,7 +147,7 @@ def plan_checkpoint(sha: str, requested: str, _data: bytes) -> CheckpointPlan:
             return CheckpointPlan(None, notices=notices, error=str(err))
         # The weights fit another network: show them in that one, with the differences.
         token = own.to_url_token()
-        return CheckpointPlan(token, token, notices, mismatch=err.mismatch.describe())
+        return CheckpointPlan(token, token, notices, mismatch=err.mismatch.describe(3))
     except ValueError as err:
         return CheckpointPlan(None, notices=notices, error=str(err))
     return CheckpointPlan(

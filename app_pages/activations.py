@@ -236,9 +236,11 @@ def checkpoint_ui(config: ResNetConfig, token: str) -> Network | None:
     if plan.mismatch:
         held = ResNetConfig.from_url_token(plan.token)
         st.warning(
-            f"{upload.name} does not fit the sidebar's {describe(config)} "
-            f"({plan.mismatch}). It holds {describe(held)} (`{plan.token}`), shown here instead."
+            f"{upload.name} does not fit the sidebar's {describe(config)}: it holds "
+            f"{describe(held)} (`{plan.token}`), shown here instead."
         )
+        with st.expander("How it differs, key by key"):
+            st.caption(plan.mismatch)
         st.button(
             f"Use {describe(held)} in the sidebar",
             key="act_switch",
@@ -652,7 +654,11 @@ def predictions_tab(
             # The logits come with any capture; this one is cached by the feature maps tab.
             logits = capture_layer(net.key, input_key, feature_layer, net, x)[1]
             # One network: the table beside the picture; two: each column stacks them.
-            table, picture = st.columns([2, 3], gap="large") if len(nets) == 1 else (st, st)
+            table, picture = (
+                st.columns([2, 3], gap="large")
+                if len(nets) == 1
+                else (st.container(), st.container())
+            )
             with table:
                 predictions_ui(net, logits)
             with st.spinner(f"Grad-CAM at {layer}..."):
