@@ -70,7 +70,12 @@ from resnet_viz.rendering import (
     map_image,
     png_bytes,
 )
-from resnet_viz.weights import PublishedWeights, cached_weights_path, published_weights
+from resnet_viz.weights import (
+    PublishedWeights,
+    cached_weights_path,
+    fetch_published_weights,
+    published_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -271,8 +276,6 @@ def published_ui(token: str, entries: list[PublishedWeights]) -> Network | None:
     if not path.is_file():
         st.info(f"Not in the torch hub cache: {path}.")
         if st.button(f"Download {entry.file_name}", key="act_download_weights"):
-            from resnet_viz.weights import fetch_published_weights
-
             try:
                 with st.spinner(f"Downloading {entry.url}..."):
                     fetch_published_weights(entry, progress=False)
