@@ -13,9 +13,18 @@ import logging
 import streamlit as st
 
 from app_pages.shared import choose_model
+from resnet_viz.devices import keep_freed_memory
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+
+@st.cache_resource
+def _allocator() -> bool:
+    # Once per server: captured activations then reuse warm memory (see keep_freed_memory).
+    return keep_freed_memory()
+
+
+_allocator()
 st.set_page_config(page_title="resnet-viz", layout="wide")
 pages = [
     st.Page("app_pages/build.py", title="Build", icon=":material/construction:", default=True),

@@ -19,7 +19,10 @@ glibc gives them back to the system when the result is dropped. Telling glibc to
 memory shows this: with
     MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=4000000000 MALLOC_TOP_PAD_=500000000
 in the environment the ratio falls to about 1.13. The library does not change allocator
-settings itself: they are process-wide, and the right choice depends on the deployment.
+settings itself: they are process-wide, and the right choice depends on the deployment. The
+app, a long-running process, makes the same request at start through
+`resnet_viz.devices.keep_freed_memory()`; the bench measures that too, in a second process
+(`--keep-freed-memory`), so that both figures come from one run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -36,6 +41,7 @@ from torch import nn
 
 from resnet_viz import analyze, build_model
 from resnet_viz.activations import capture
+from resnet_viz.devices import keep_freed_memory
 
 
 def resident_mb() -> float:
@@ -58,7 +64,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="measure with the allocator setting the app uses (the default run does both)",
+    )
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        print("allocator: keep_freed_memory() as in the app:", keep_freed_memory())
+    else:
+        print("allocator: glibc's defaults")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -107,6 +122,12 @@ def main() -> None:
         f"set changed {resident[1] - resident[0]:+.1f} MB and the Python heap "
         f"{heap[1] - heap[0]:+.3f} MB (heap peak {heap_peak:.2f} MB)"
     )
+    if not args.keep_freed_memory:
+        print()
+        command = [sys.executable, __file__, "--keep-freed-memory", "--repeat", str(args.repeat)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import platform
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,14 @@ def test_model_logs_what_it_built(caplog: pytest.LogCaptureFixture) -> None:
         build_model("resnet50", device="meta")
 
     assert "built resnet50 on meta: 25,557,032 parameters" in caplog.text
+
+
+@pytest.mark.skipif(
+    not platform.libc_ver()[0] == "glibc", reason="keep_freed_memory tunes glibc's allocator"
+)
+def test_keep_freed_memory_is_accepted_by_glibc() -> None:
+    from resnet_viz.devices import keep_freed_memory
+
+    # mallopt answers 1 for every setting it takes; a value out of its range would give 0.
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True  # the app may call it again after a reload
