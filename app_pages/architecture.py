@@ -17,10 +17,10 @@ from resnet_viz.diagram import (
     LEVELS,
     THEMES,
     LayoutTimeout,
+    Rendered,
     diagram,
     diff_diagram,
     graphviz_available,
-    render,
     render_diagram,
 )
 from resnet_viz.paper_table import to_csv, to_latex, to_markdown
@@ -37,55 +37,66 @@ NONE = "(none)"
 LAYOUT_LIMIT = 5.0
 # Taller diagrams scroll inside their panel.
 MAX_PANEL_HEIGHT = 1100
+# About the width of the page's main column on a 1400-pixel screen, in the wide layout.
+PANEL_WIDTH = 1100
+
+
+def _drawn(
+    token: str, compare: str | None, options: tuple[tuple[str, object], ...], level: str
+) -> dict[str, object]:
+    """Keyword arguments for `render_diagram`; `options` are sorted pairs, a cache key."""
+    kwargs = dict(options)
+    kwargs["level"] = level
+    if compare is not None:
+        kwargs["compare"] = load_analysis(compare)
+        kwargs["names"] = (token, compare)
+    return kwargs
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def diagram_source(token: str, compare: str | None, options: tuple[tuple[str, object], ...]) -> str:
-    """The DOT text; `options` as sorted (name, value) pairs, so that they can be a cache key."""
+    """The DOT text of what was asked for (DOT needs no layout, so it never falls back)."""
     kwargs = dict(options)
     level = str(kwargs.pop("level"))
+    analysis = load_analysis(token)
     if compare is None:
-        return diagram(load_analysis(token), level, **kwargs).source  # type: ignore[arg-type]
+        return diagram(analysis, level, **kwargs).source  # type: ignore[arg-type]
     kwargs.pop("collapse")
-    kwargs.pop("highlight")
-    names = (token, compare)
     return diff_diagram(
-        load_analysis(token),
+        analysis,
         load_analysis(compare),
         level,
-        names=names,
+        names=(token, compare),
         **kwargs,  # type: ignore[arg-type]
     ).source
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def diagram_svg(
-    token: str, compare: str | None, options: tuple[tuple[str, object], ...]
-) -> tuple[str, str | None]:
-    """SVG laid out under a time limit, and a notice when the stages level had to stand in."""
-    if compare is None:
-        kwargs = dict(options)
-        level = str(kwargs.pop("level"))
-        rendered = render_diagram(
-            load_analysis(token),
-            level,
-            "svg",
-            timeout=LAYOUT_LIMIT,
-            **kwargs,
-        )
-        return rendered.data.decode(), rendered.notice
-    source = diagram_source(token, compare, options)
-    return render(source, "svg", timeout=LAYOUT_LIMIT).decode(), None
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def diagram_file(source: str, fmt: str) -> bytes:
-    return render(source, fmt, timeout=30.0)
+def diagram_file(
+    token: str, compare: str | None, options: tuple[tuple[str, object], ...], fmt: str
+) -> Rendered:
+    """SVG, PNG or PDF laid out under the page's time limit, falling back to the stages level
+    with a notice; the download offers what the page shows."""
+    kwargs = dict(options)
+    level = str(kwargs.pop("level"))
+    extra = _drawn(token, compare, options, level)
+    extra.pop("level")
+    return render_diagram(
+        load_analysis(token),
+        level,
+        fmt,
+        timeout=LAYOUT_LIMIT,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def figure_3d_cached(token: str, level: str, theme: str, collapse: bool) -> go.Figure:
     return figure_3d(load_analysis(token), level=level, theme=theme, collapse=collapse)
+
+
+def _exact(value: int | None) -> int | str | None:
+    return str(value) if value is not None and abs(value) >= 2**53 else value
 
 
 def layer_rows(analysis: Analysis) -> pd.DataFrame:
@@ -98,8 +109,10 @@ def layer_rows(analysis: Analysis) -> pd.DataFrame:
                 "output shape": " x ".join(map(str, r.output_shape[1:])),
                 "params": r.params,
                 "mult-adds": r.mult_adds,
-                "receptive field": r.receptive_field,
-                "jump": r.jump,
+                # Past 2**53 (sixty-odd stride-2 stages) numbers travel as text: the table's
+                # columns are 64-bit.
+                "receptive field": _exact(r.receptive_field),
+                "jump": _exact(r.jump),
                 "leaf": r.is_leaf,
             }
         )
@@ -113,9 +126,15 @@ def show_svg(svg: str) -> None:
     frame keeps Graphviz's tooltips, which name every layer on hover.
     """
     found = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
-    height = int(float(found.group(2)) * 4 / 3) + 24 if found else 800
+    height = 800
+    if found:
+        width_px, height_px = (float(found.group(i)) * 4 / 3 for i in (1, 2))
+        # A diagram wider than the panel is shrunk to fit (left to right, or a difference
+        # with its key), so that nothing is cut off at the right.
+        height = int(height_px * min(1.0, PANEL_WIDTH / width_px)) + 24
     page = (
-        "<html><body style='margin:0'><div style='overflow:auto; text-align:center'>"
+        "<html><head><style>svg {max-width: 100%; height: auto;}</style></head>"
+        "<body style='margin:0'><div style='overflow:auto; text-align:center'>"
         f"{svg[svg.find('<svg') :]}</div></body></html>"
     )
     # Safe in a frame: the SVG is Graphviz's, and every label in it was escaped by our code.
@@ -176,13 +195,13 @@ def diagram_ui(analysis: Analysis) -> None:
     if graphviz_available():
         try:
             with st.spinner("Laying out the diagram..."):
-                svg, notice = diagram_svg(token, compare, key)
-        except LayoutTimeout as err:
+                shown = diagram_file(token, compare, key, "svg")
+        except (LayoutTimeout, ValueError) as err:
             st.error(f"{err}. Try the stages level, or collapse identical blocks.")
             return
-        if notice:
-            st.info(notice)
-        show_svg(svg)
+        if shown.notice:
+            st.info(shown.notice)
+        show_svg(shown.data.decode())
     else:
         st.caption(
             "Drawn by your browser. "
@@ -198,9 +217,15 @@ def diagram_ui(analysis: Analysis) -> None:
     if fmt == "dot":
         export[1].download_button("Download", source, file_name=name, mime="text/vnd.graphviz")
     elif graphviz_available():
-        data = diagram_file(source, fmt)
+        try:
+            with st.spinner(f"Preparing the {fmt.upper()}..."):
+                data = diagram_file(token, compare, key, fmt)
+        except (LayoutTimeout, ValueError) as err:
+            export[2].warning(f"{fmt.upper()} could not be made: {err}.")
+            return
         mime = {"svg": "image/svg+xml", "png": "image/png", "pdf": "application/pdf"}[fmt]
-        export[1].download_button("Download", data, file_name=name, mime=mime)
+        name = f"{token}_{data.level}.{fmt}"
+        export[1].download_button("Download", data.data, file_name=name, mime=mime)
     else:
         export[2].info(f"{fmt.upper()} needs Graphviz: {GRAPHVIZ_MISSING}.")
 
@@ -212,11 +237,16 @@ def view_3d_ui() -> None:
     )
     theme = cols[1].selectbox("Theme ", list(THEMES), key="v3d_theme")
     collapse = cols[2].toggle("Collapse identical blocks", value=True, key="v3d_collapse")
-    figure = figure_3d_cached(current_token(), level or "blocks", theme, collapse)
+    try:
+        figure = figure_3d_cached(current_token(), level or "blocks", theme, collapse)
+    except ValueError as err:
+        st.warning(str(err))
+        return
     st.plotly_chart(figure, width="stretch")
     st.caption(
         "Each box is one output, C deep, H high and W wide, on log scales so that 3x224x224 and "
-        "2048x7x7 both read. Arcs are skip connections; dashed ones go through a projection. "
+        "2048x7x7 both read. Arcs are skip connections; dashed ones go through a shortcut layer "
+        "(a projection, or option A's zero-padding). "
         "Drag to turn, scroll to zoom."
     )
 
@@ -255,10 +285,11 @@ def layers_ui(analysis: Analysis) -> None:
     if chosen:
         record = analysis.find(chosen)
         st.code("\n".join(shape_arithmetic(record)), language="text")
+        # In code spans, so that Markdown leaves the formula's asterisks alone.
         st.caption(
             f"{record.type}: kernel {record.kernel_size}, stride {record.stride}, padding "
-            f"{record.padding}, dilation {record.dilation}; output size = floor((in + 2*padding "
-            "- dilation*(kernel - 1) - 1) / stride) + 1."
+            f"{record.padding}, dilation {record.dilation}; output size = "
+            "`floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1`."
         )
 
 

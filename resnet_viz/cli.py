@@ -11,9 +11,11 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,15 +24,7 @@ from typing import Any, NoReturn
 from resnet_viz import __version__
 from resnet_viz.analysis import Analysis, analyze, natural_input_size
 from resnet_viz.config import short_repr
-from resnet_viz.diagram import (
-    DIRECTIONS,
-    FORMATS,
-    LEVELS,
-    THEMES,
-    diff_diagram,
-    render,
-    render_diagram,
-)
+from resnet_viz.diagram import DIRECTIONS, FORMATS, LEVELS, THEMES, render_diagram
 from resnet_viz.model import ResNet, build_model, count_parameters
 from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
 from resnet_viz.presets import FAMILIES, PRESETS, describe, family_of, parse_model_spec
@@ -219,67 +213,136 @@ def _diagram_format(args: argparse.Namespace) -> str:
     if args.format:
         return str(args.format)
     suffix = os.path.splitext(args.output or "")[1].lower().lstrip(".")
-    if args.three_d:
-        return "html" if suffix in ("", "html", "htm") else suffix
-    return suffix if suffix in FORMATS else "svg"
+    if not suffix or args.output == "-":
+        return "html" if args.three_d else "svg"
+    if suffix == "htm":
+        suffix = "html"
+    if suffix not in (*FORMATS, "html"):
+        raise ValueError(
+            f"cannot tell a format from .{suffix}; name the file .svg, .png, .pdf or .dot (or "
+            ".html with --3d), or give --format"
+        )
+    return suffix
+
+
+# Longer than anyone waits for a picture; also keeps the number finite for subprocess.
+MAX_LAYOUT_SECONDS = 3600.0
+
+
+def _seconds(value: str) -> float:
+    """A time limit: a positive, finite number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return min(seconds, MAX_LAYOUT_SECONDS)
 
 
 def _write_output(data: bytes, path: str | None, binary: bool) -> None:
-    """To the file (replaced whole, only once everything is ready) or to standard output."""
+    """To the file, replaced whole only once everything is written, or to standard output.
+
+    A symbolic link keeps pointing where it did (its target is replaced), and a device or pipe
+    (/dev/stdout, a FIFO) is written into, never replaced by a regular file.
+    """
     if path is None or path == "-":
         if binary and sys.stdout.isatty():
             raise ValueError("PNG and PDF are not for a terminal; give a file with -o FILE")
         sys.stdout.buffer.write(data)
         return
-    folder = os.path.dirname(os.path.abspath(path))
+    if not path.strip():
+        raise ValueError("-o needs a file name")
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise ValueError(f"cannot write {path}: it is a folder; give a file name in it")
+    if os.path.exists(target) and not os.path.isfile(target):
+        try:
+            with open(target, "wb") as stream:
+                stream.write(data)
+        except OSError as err:
+            raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+        return
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise ValueError(f"cannot write {path}: the folder {folder} does not exist")
-    partial = f"{path}.partial"
-    with open(partial, "wb") as file:
-        file.write(data)
-    os.replace(partial, path)
+    mode = os.stat(target).st_mode & 0o777 if os.path.exists(target) else _new_file_mode()
+    partial = None
+    try:
+        # A name of its own, so that two runs writing the same file cannot collide.
+        handle, partial = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".partial"
+        )
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(partial, mode)
+        os.replace(partial, target)
+    except OSError as err:
+        if partial is not None and os.path.exists(partial):
+            os.unlink(partial)
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _new_file_mode() -> int:
+    """What open() would give a new file: 0o666 less the umask (mkstemp's own is 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _cmd_diagram(args: argparse.Namespace) -> int:
     fmt = _diagram_format(args)
-    analysis = _run_analysis(args, args.model)
     if args.three_d:
-        if fmt != "html":
-            raise ValueError("the 3D view is an interactive HTML page; use -o FILE.html")
-        figure = figure_3d(analysis, theme=args.theme, collapse=not args.no_collapse)
-        page = figure.to_html(include_plotlyjs=True, full_html=True)
-        _write_output(page.encode(), args.output, binary=False)
-        return 0
+        return _write_3d(args, fmt)
     if fmt == "html":
         raise ValueError("HTML is for the 3D view (--3d); diagrams are svg, png, pdf or dot")
-    options = {
-        "direction": args.direction,
-        "theme": args.theme,
-        "counts": args.counts,
-    }
-    if args.compare:
-        other = _run_analysis(args, args.compare)
+    analysis = _run_analysis(args, args.model)
+    other = _run_analysis(args, args.compare) if args.compare else None
+    rendered = render_diagram(
+        analysis,
+        args.level,
+        fmt,
+        timeout=args.timeout,
+        compare=other,
         # A preset or link token names itself; inline JSON would make an unreadable title.
-        names = (
+        names=(
             args.model if len(args.model) <= 40 else "A",
-            args.compare if len(args.compare) <= 40 else "B",
+            (args.compare or "") if len(args.compare or "") <= 40 else "B",
+        ),
+        collapse=not args.no_collapse,
+        highlight=args.highlight,
+        direction=args.direction,
+        theme=args.theme,
+        counts=args.counts,
+    )
+    if rendered.notice:
+        print(f"resnet-viz: notice: {rendered.notice}", file=sys.stderr)
+    _write_output(rendered.data, args.output, binary=fmt in ("png", "pdf"))
+    return 0
+
+
+def _write_3d(args: argparse.Namespace, fmt: str) -> int:
+    if fmt != "html":
+        raise ValueError("the 3D view is an interactive HTML page; use -o FILE.html")
+    if args.level == "stages":
+        raise ValueError("the 3D view has a box per block or per layer: --level blocks or layers")
+    unused = [
+        flag
+        for flag, given in (
+            ("--compare", args.compare),
+            ("--highlight", args.highlight),
+            ("--counts", args.counts),
+            ("--direction", args.direction != "TB"),
         )
-        graph = diff_diagram(analysis, other, args.level, names=names, **options)
-        data = render(graph, fmt, timeout=args.timeout)
-    else:
-        rendered = render_diagram(
-            analysis,
-            args.level,
-            fmt,
-            timeout=args.timeout,
-            collapse=not args.no_collapse,
-            highlight=args.highlight,
-            **options,
-        )
-        if rendered.notice:
-            print(f"resnet-viz: notice: {rendered.notice}", file=sys.stderr)
-        data = rendered.data
-    _write_output(data, args.output, binary=fmt in ("png", "pdf"))
+        if given
+    ]
+    if unused:
+        verb = "is" if len(unused) == 1 else "are"
+        raise ValueError(f"{', '.join(unused)} {verb} for diagrams, not the 3D view")
+    analysis = _run_analysis(args, args.model)
+    figure = figure_3d(analysis, level=args.level, theme=args.theme, collapse=not args.no_collapse)
+    page = figure.to_html(include_plotlyjs=True, full_html=True)
+    _write_output(page.encode(), args.output, binary=False)
     return 0
 
 
@@ -342,10 +405,7 @@ def _photo_input(args: argparse.Namespace, model: ResNet, resize: int | None) ->
 
 
 def _write_png(path: str, data: bytes) -> None:
-    try:
-        Path(path).write_bytes(data)
-    except OSError as err:
-        raise ValueError(f"cannot write {path!r}: {err.strerror or err}") from None
+    _write_output(data, path, binary=True)
 
 
 def _cmd_activations(args: argparse.Namespace) -> int:
@@ -525,7 +585,7 @@ def _make_parser() -> argparse.ArgumentParser:
     diagram.add_argument("--3d", dest="three_d", action="store_true", help="the 3D view")
     diagram.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=5.0,
         help="seconds Graphviz may take before the stages level is drawn instead (default 5)",
     )

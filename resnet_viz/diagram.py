@@ -27,6 +27,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import graphviz
 
@@ -91,7 +92,7 @@ class Theme:
     skip_penwidth: float = 2.2
     highlight: str = OKABE_ITO["vermillion"]
     only_a: str = OKABE_ITO["blue"]
-    only_b: str = OKABE_ITO["vermillion"]
+    only_b: str = OKABE_ITO["purple"]
     changed: str = OKABE_ITO["orange"]
 
     def fill(self, kind: str) -> str:
@@ -152,7 +153,7 @@ THEMES = {
         fills=_DARK_FILLS,
         highlight="#FFD84D",
         only_a=OKABE_ITO["sky"],
-        only_b="#FF9E57",
+        only_b="#E8A6CF",
         changed=OKABE_ITO["yellow"],
     ),
     # High contrast and large type for the back row of a lecture hall.
@@ -208,11 +209,17 @@ class _Cluster:
     parent: str | None
     kind: str  # "stage", "block" or "shortcut"
     keys: tuple[str, ...] = ()
+    detail: str = ""  # shown after the label: a stage's map size
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}  ·  {self.detail}" if self.detail else self.label
 
 
 @dataclass
 class _Drawing:
     level: str
+    plain: bool = False  # a plain network: its blocks have no shortcut
     nodes: dict[str, _Node] = field(default_factory=dict)
     edges: list[_Edge] = field(default_factory=list)
     clusters: dict[str, _Cluster] = field(default_factory=dict)
@@ -322,7 +329,11 @@ class _Block:
 
     @property
     def downsamples(self) -> bool:
-        return self.record.output_shape[-1] < self.record.input_shapes[0][-1]
+        (h_in, w_in), (h_out, w_out) = (
+            self.record.input_shapes[0][-2:],
+            self.record.output_shape[-2:],
+        )
+        return h_out < h_in or w_out < w_in
 
     def signature(self) -> tuple[object, ...]:
         """Equal for blocks that compute the same thing on the same shapes."""
@@ -379,11 +390,19 @@ def _run_keys(run: list[_Block]) -> tuple[str, ...]:
     return (run[0].stage, *(b.name for b in run))
 
 
-def _stage_label(analysis: Analysis, stage: str) -> str:
-    record = analysis.find(stage)
-    index = int(stage.removeprefix("layer")) + 1
-    height, width = record.output_shape[-2:]
-    return f"{stage}  ·  conv{index}_x  ·  {height}×{width}"
+def _stage_title(stage: str) -> str:
+    return f"{stage}  ·  conv{int(stage.removeprefix('layer')) + 1}_x"
+
+
+def _stage_size(analysis: Analysis, stage: str) -> str:
+    height, width = analysis.find(stage).output_shape[-2:]
+    return f"{height}×{width}"
+
+
+def _stage_cluster(analysis: Analysis, stage: str) -> _Cluster:
+    return _Cluster(
+        stage, _stage_title(stage), None, "stage", (stage,), _stage_size(analysis, stage)
+    )
 
 
 def _is_residual(analysis: Analysis, block: _Block) -> bool:
@@ -443,8 +462,12 @@ def _head_nodes(drawing: _Drawing, analysis: Analysis, tail: str, counts: bool) 
     drawing.link("head", "output", _shape_text(output))
 
 
-def _branch_lines(block: _Block) -> list[str]:
-    lines = [_conv_text(r) for r in block.branch() if r.type == "Conv2d" and ".se." not in r.name]
+def _branch_lines(block: _Block, with_stride: bool = True) -> list[str]:
+    lines = [
+        _conv_text(r, with_stride)
+        for r in block.branch()
+        if r.type == "Conv2d" and ".se." not in r.name
+    ]
     se = [r for r in block.branch() if r.name == f"{block.name}.se.fc1"]
     if se:
         lines.append(f"SE, {se[0].input_shapes[0][1]} → {se[0].output_shape[1]}")
@@ -460,15 +483,16 @@ def _stages(analysis: Analysis, counts: bool) -> _Drawing:
     for stage in dict.fromkeys(b.stage for b in blocks):
         members = [b for b in blocks if b.stage == stage]
         record = analysis.find(stage)
-        lines = [f"[ {line} ]" for line in _branch_lines(members[-1])]
-        lines.append(f"× {len(members)} blocks")
+        lines = [f"output {_stage_size(analysis, stage)}"]
+        lines += [f"[ {line} ]" for line in _branch_lines(members[-1], with_stride=False)]
+        lines.append(f"× {len(members)} block{'s' if len(members) > 1 else ''}")
         if members[0].downsamples:
             lines.append("first block /2")
         if counts:
             lines.append(_counts(*_totals(b for m in members for b in m.leaves)))
         kind = "down" if members[0].downsamples else "block"
         keys = (stage, *(b.name for b in members))
-        drawing.add(_Node(stage, kind, _stage_label(analysis, stage), lines, keys))
+        drawing.add(_Node(stage, kind, _stage_title(stage), lines, keys))
         drawing.link(tail, stage, _shape_text(record.input_shapes[0]))
         tail = stage
     _head_nodes(drawing, analysis, tail, counts)
@@ -487,9 +511,7 @@ def _blocks_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
     for run in _runs(_blocks(analysis), collapse):
         block = run[0]
         if block.stage not in drawing.clusters:
-            drawing.clusters[block.stage] = _Cluster(
-                block.stage, _stage_label(analysis, block.stage), None, "stage", (block.stage,)
-            )
+            drawing.clusters[block.stage] = _stage_cluster(analysis, block.stage)
         lines = _branch_lines(block)
         if len(run) > 1:
             lines.append(f"× {len(run)}")
@@ -583,7 +605,7 @@ def _block_layers(
     label = _run_title(run) + (f"  ·  × {len(run)}" if len(run) > 1 else "")
     drawing.clusters[cluster] = _Cluster(cluster, label, block.stage, "block", _run_keys(run))
     prefix = block.name + "."
-    if not _is_residual(analysis, block):
+    if block.record.type not in _POST_ACTIVATION + _PRE_ACTIVATION:
         return _chain(drawing, block.leaves, tail, prefix, cluster, counts)
 
     post = block.record.type in _POST_ACTIVATION
@@ -601,7 +623,27 @@ def _block_layers(
         drawing.link(out, scaled, _shape_text(block.record.output_shape))
         drawing.link(gate, scaled, _shape_text(se[-1].output_shape))
         out = scaled
+    if _is_residual(analysis, block):
+        out = _addition(drawing, block, branch, block_in, out, post, cluster, counts)
+    if final_relu is None:
+        return out
+    node = drawing.add(_leaf_node(final_relu, prefix, cluster, counts))
+    drawing.link(out, node, _shape_text(final_relu.input_shapes[0]))
+    return node
 
+
+def _addition(
+    drawing: _Drawing,
+    block: _Block,
+    branch: list[LayerRecord],
+    block_in: str,
+    out: str,
+    post: bool,
+    cluster: str,
+    counts: bool,
+) -> str:
+    """The shortcut (through its own layers, if any) and the addition node; returns its id."""
+    prefix = block.name + "."
     add = drawing.add(
         _Node(f"{block.name}/add", "merge", "+", [], _keys_of(block.name), cluster, "circle")
     )
@@ -618,11 +660,7 @@ def _block_layers(
         drawing.link(end, add, _shape_text(shortcut[-1].output_shape), "shortcut")
     else:
         drawing.link(block_in, add, _shape_text(block.record.input_shapes[0]), "skip")
-    if final_relu is None:
-        return add
-    node = drawing.add(_leaf_node(final_relu, prefix, cluster, counts))
-    drawing.link(add, node, _shape_text(final_relu.input_shapes[0]))
-    return node
+    return add
 
 
 def _layers_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
@@ -634,9 +672,7 @@ def _layers_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
     for run in _runs(_blocks(analysis), collapse):
         stage = run[0].stage
         if stage not in drawing.clusters:
-            drawing.clusters[stage] = _Cluster(
-                stage, _stage_label(analysis, stage), None, "stage", (stage,)
-            )
+            drawing.clusters[stage] = _stage_cluster(analysis, stage)
         tail = _block_layers(drawing, analysis, run, tail, counts)
     drawing.clusters["head"] = _Cluster("head", "head", None, "stage", ("head",))
     tail = _chain(drawing, head, tail, "", "head", counts)
@@ -646,14 +682,33 @@ def _layers_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
     return drawing
 
 
+def _chain_only(analysis: Analysis, level: str, counts: bool) -> _Drawing:
+    """A module that is not a ResNet of this library: its leaves in call order."""
+    drawing = _Drawing(level)
+    leaves = [r for r in _ordered(analysis) if r.is_leaf]
+    tail = _chain(drawing, leaves, _input_node(drawing, analysis), "", "", counts)
+    for node in drawing.nodes.values():
+        node.cluster = None
+    output = leaves[-1].output_shape
+    drawing.add(_Node("output", "io", "output", [_shape_text(output)], ("output",)))
+    drawing.link(tail, "output", _shape_text(output))
+    return drawing
+
+
 def _drawing(analysis: Analysis, level: str, counts: bool, collapse: bool) -> _Drawing:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+    _, head = _stem_and_head(analysis)
+    if not _blocks(analysis) or not head:
+        return _chain_only(analysis, level, counts)
     if level == "stages":
-        return _stages(analysis, counts)
-    if level == "blocks":
-        return _blocks_level(analysis, counts, collapse)
-    if level == "layers":
-        return _layers_level(analysis, counts, collapse)
-    raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+        drawing = _stages(analysis, counts)
+    elif level == "blocks":
+        drawing = _blocks_level(analysis, counts, collapse)
+    else:
+        drawing = _layers_level(analysis, counts, collapse)
+    drawing.plain = analysis.config is not None and not analysis.config.residual
+    return drawing
 
 
 # -- differences between two networks ----------------------------------------------------
@@ -681,7 +736,12 @@ def _both(a: list[str], b: list[str], names: tuple[str, str]) -> list[str]:
 
 def _merge(a: _Drawing, b: _Drawing, names: tuple[str, str]) -> _Drawing:
     """One drawing of both: what only one has, and what both have with other numbers, marked."""
-    merged = _Drawing(a.level, clusters={**b.clusters, **a.clusters})
+    merged = _Drawing(a.level, a.plain and b.plain, clusters={**b.clusters, **a.clusters})
+    for key, cluster in a.clusters.items():
+        other_cluster = b.clusters.get(key)
+        if other_cluster is not None and other_cluster.detail != cluster.detail:
+            detail = f"{names[0]} {cluster.detail}, {names[1]} {other_cluster.detail}"
+            merged.clusters[key] = replace(cluster, detail=detail)
     for node_id, node in a.nodes.items():
         other = b.nodes.get(node_id)
         if other is None:
@@ -729,6 +789,11 @@ _LEGEND = {
 }
 
 
+def _plain(text: str) -> str:
+    """Text for a plain DOT label, where a backslash starts an escape (\\G is the graph's name)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def _label(title: str, lines: Sequence[str], theme: Theme) -> str:
     parts = [f"<b>{html.escape(title, quote=False)}</b>"] if title else []
     parts += [
@@ -738,22 +803,38 @@ def _label(title: str, lines: Sequence[str], theme: Theme) -> str:
     return "<" + "<br/>".join(parts) + ">"
 
 
+def _line_sample(colour: str, dashed: bool) -> str:
+    """A short line in a legend, as table cells: box-drawing characters break up in PNG."""
+    pieces = 3 if dashed else 1
+    width = 8 if dashed else 28
+    cells = "".join(
+        f'<td bgcolor="{colour}" width="{width}" height="3" fixedsize="true"></td>'
+        for _ in range(pieces)
+    )
+    return (
+        f'<table border="0" cellborder="0" cellspacing="3" cellpadding="0"><tr>{cells}</tr></table>'
+    )
+
+
 def _legend(drawing: _Drawing, theme: Theme) -> str:
     kinds = [kind for kind in _LEGEND if any(n.kind == kind for n in drawing.nodes.values())]
+    names = dict(_LEGEND)
+    if drawing.plain:
+        names["block"] = "block (no shortcut: a plain network)"
     cells = [
         f'<td bgcolor="{theme.fill(kind)}" width="18"> </td>'
-        f'<td align="left">{html.escape(_LEGEND[kind], quote=False)}</td>'
+        f'<td align="left">{html.escape(names[kind], quote=False)}</td>'
         for kind in kinds
     ]
     edge_kinds = {e.kind for e in drawing.edges}
     if "skip" in edge_kinds:
         cells.append(
-            f'<td><font color="{theme.skip}"><b>━━</b></font></td>'
+            f"<td>{_line_sample(theme.skip, dashed=False)}</td>"
             '<td align="left">identity shortcut (skip connection)</td>'
         )
     if "shortcut" in edge_kinds:
         cells.append(
-            f'<td><font color="{theme.skip}"><b>╍╍</b></font></td>'
+            f"<td>{_line_sample(theme.skip, dashed=True)}</td>"
             '<td align="left">through a shortcut layer</td>'
         )
     # Two entries a row: half as tall, so the legend does not push the diagram down.
@@ -765,7 +846,15 @@ def _legend(drawing: _Drawing, theme: Theme) -> str:
 
 
 def _highlighted(drawing: _Drawing, part: str) -> tuple[set[str], set[str]]:
-    """Ids of the clusters and nodes that stand for `part`, and of every node inside them."""
+    """Ids of the clusters and nodes that stand for `part`, and of every node inside them.
+
+    A name finer than the drawing ("layer2.0.conv1" at the blocks level) lights the part that
+    contains it; the " (2)" of a second call, as the summary writes it, is dropped.
+    """
+    part = re.sub(r" \(\d+\)$", "", part.strip())
+    known = set(_parts(drawing))
+    while part not in known and "." in part:
+        part = part.rsplit(".", 1)[0]
     clusters = {c.id for c in drawing.clusters.values() if part in c.keys}
     changed = True
     while changed:  # a cluster inside a highlighted cluster is highlighted too
@@ -790,8 +879,7 @@ def _node_attrs(node: _Node, theme: Theme, faded: bool, lit: bool) -> dict[str, 
     if node.shape != "box":
         attrs["style"] = "filled"
         attrs["margin"] = "0.02"
-    if node.tooltip:
-        attrs["tooltip"] = node.tooltip
+    attrs["tooltip"] = node.tooltip or " ".join([node.title, *node.lines]).strip() or node.id
     if node.stacked:
         attrs["peripheries"] = "2"
     if node.state:
@@ -812,7 +900,8 @@ def _node_attrs(node: _Node, theme: Theme, faded: bool, lit: bool) -> dict[str, 
 
 
 def _edge_attrs(edge: _Edge, theme: Theme, direction: str, faded: bool) -> dict[str, str]:
-    attrs = {"label": edge.label}
+    label = _plain(edge.label)
+    attrs = {"label": label, "tooltip": label or " "}
     if edge.kind != "main":
         attrs["color"] = theme.skip
         attrs["penwidth"] = str(theme.skip_penwidth)
@@ -863,7 +952,7 @@ def _dot(
             "fontname": theme.fontname,
             "fontsize": str(theme.fontsize + 4),
             "fontcolor": theme.text,
-            "label": title,
+            "label": _plain(title),
             "labelloc": "t",
             "nodesep": "0.3",
             "ranksep": "0.28",
@@ -904,7 +993,8 @@ def _dot(
             with target.subgraph(name=f"cluster_{child}") as sub:
                 lit = child in lit_clusters
                 sub.attr(
-                    label=cluster.label,
+                    label=_plain(cluster.text),
+                    tooltip=_plain(cluster.text),
                     labeljust="l",
                     style="rounded,dashed" if cluster.kind == "shortcut" else "rounded,filled",
                     fillcolor=theme.cluster_fill if cluster.kind == "stage" else theme.background,
@@ -924,25 +1014,32 @@ def _dot(
     return graph
 
 
-def _check(level: str, direction: str, theme: str) -> Theme:
+def _check(analysis: object, level: str, direction: str, theme: object) -> Theme:
+    if not isinstance(analysis, Analysis):
+        raise ValueError(
+            f"expected what analyze() returns, got {type(analysis).__name__}; "
+            "call diagram(analyze(model_or_config), ...)"
+        )
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     if direction not in DIRECTIONS:
         raise ValueError(
             f"direction must be TB (top to bottom) or LR (left to right), got {direction!r}"
         )
-    if theme not in THEMES:
+    if not isinstance(theme, str) or theme not in THEMES:
         raise ValueError(f"theme must be one of {', '.join(THEMES)}, got {theme!r}")
     return THEMES[theme]
 
 
-def _title(analysis: Analysis, name: str | None) -> str:
-    from resnet_viz.presets import preset_name
+def _name_of(analysis: Analysis) -> str:
+    from resnet_viz.presets import describe
 
-    if name is None:
-        name = preset_name(analysis.config) if analysis.config is not None else None
+    return describe(analysis.config) if analysis.config is not None else "model"
+
+
+def _title(analysis: Analysis, name: str | None) -> str:
     height, width = analysis.input_size
-    return f"{name or 'custom ResNet'}  ·  {height}×{width} input"
+    return f"{name or _name_of(analysis)}  ·  {height}×{width} input"
 
 
 def diagram(
@@ -967,11 +1064,12 @@ def diagram(
         counts: Put parameters and mult-adds on the nodes.
         collapse: Draw each run of three or more identical blocks once, with its count.
         highlight: A part to stand out while the rest fades: "stem", "layer2", "layer2.0",
-            "layer2.0.conv1", "head". The lecture mode steps through the network with it.
+            "layer2.0.conv1", "head"; a layer finer than the level lights the part holding it.
+            The lecture mode steps through the network with it.
         legend: Add a legend of the colours used.
-        name: The network's name in the title; by default its preset name.
+        name: The network's name in the title; by default its preset name or description.
     """
-    style = _check(level, direction, theme)
+    style = _check(analysis, level, direction, theme)
     drawing = _drawing(analysis, level, counts, collapse)
     return _dot(
         drawing, style, direction, highlight, legend, f"{_title(analysis, name)}  ·  {level}"
@@ -987,13 +1085,17 @@ def diff_diagram(
     direction: str = "TB",
     theme: str = "light",
     counts: bool = False,
+    highlight: str | None = None,
     legend: bool = True,
 ) -> graphviz.Digraph:
     """One diagram of two networks: parts present in one only, and shapes that differ, marked.
 
     Runs of blocks are not collapsed here, so that every block can be matched by name.
     """
-    style = _check(level, direction, theme)
+    style = _check(a, level, direction, theme)
+    _check(b, level, direction, theme)
+    if len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"names must be two names, one for each network, got {names!r}")
     if names[0] == names[1]:
         names = (f"{names[0]} (A)", f"{names[1]} (B)")
     drawing = _merge(
@@ -1002,18 +1104,26 @@ def diff_diagram(
         names,
     )
     title = f"{names[0]} vs {names[1]}  ·  {level}"
-    graph = _dot(drawing, style, direction, None, legend, title)
+    graph = _dot(drawing, style, direction, highlight, legend, title)
     if legend:
+        same = not any(n.state for n in drawing.nodes.values()) and not any(
+            e.state for e in drawing.edges
+        )
+        rows = (
+            '<tr><td colspan="2">no differences at this level</td></tr>'
+            if same
+            else f"<tr><td>{_line_sample(style.only_a, dashed=True)}</td>"
+            f'<td align="left">only in {html.escape(names[0], quote=False)}</td></tr>'
+            f"<tr><td>{_line_sample(style.only_b, dashed=True)}</td>"
+            f'<td align="left">only in {html.escape(names[1], quote=False)}</td></tr>'
+            f"<tr><td>{_line_sample(style.changed, dashed=False)}</td>"
+            f'<td align="left">in both, numbers differ</td></tr>'
+        )
         key = (
             f'<<table border="0" cellspacing="3"><tr><td colspan="2"><b>difference</b></td></tr>'
-            f'<tr><td><font color="{style.only_a}"><b>╍╍</b></font></td>'
-            f'<td align="left">only in {html.escape(names[0], quote=False)}</td></tr>'
-            f'<tr><td><font color="{style.only_b}"><b>╍╍</b></font></td>'
-            f'<td align="left">only in {html.escape(names[1], quote=False)}</td></tr>'
-            f'<tr><td><font color="{style.changed}"><b>━━</b></font></td>'
-            f'<td align="left">in both, numbers differ</td></tr></table>>'
+            f"{rows}</table>>"
         )
-        graph.node("difference", label=key, shape="plain", style="")
+        graph.node("difference", label=key, shape="plain", style="", tooltip="difference")
     return graph
 
 
@@ -1041,10 +1151,16 @@ def render(
     can take minutes on a big enough graph, and nothing here may hang.
     """
     source = graph.source if isinstance(graph, graphviz.Digraph) else graph
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError("there is no DOT text to render; pass what diagram() returns")
     if fmt == "dot":
         return source.encode()
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not isinstance(dpi, int) or not 10 <= dpi <= 1200:
+        raise ValueError(f"dpi must be a whole number from 10 to 1200, got {dpi!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a number of seconds above 0, got {timeout!r}")
     program = shutil.which("dot")
     if program is None:
         raise GraphvizMissing(GRAPHVIZ_MISSING)
@@ -1073,23 +1189,35 @@ def render_diagram(
     fmt: str = "svg",
     *,
     timeout: float = 5.0,
-    **options: object,
+    compare: Analysis | None = None,
+    names: tuple[str, str] = ("A", "B"),
+    collapse: bool = True,
+    highlight: str | None = None,
+    **options: Any,
 ) -> Rendered:
-    """`diagram` rendered by Graphviz; past `timeout`, the stages level, with a notice."""
-    graph = diagram(analysis, level, **options)  # type: ignore[arg-type]
+    """A diagram (or, with `compare`, a difference) rendered by Graphviz.
+
+    Past `timeout` the stages level is drawn instead, with a notice saying so: Graphviz's
+    layout time grows faster than the number of nodes, and a picture late is no picture.
+    """
+
+    def draw(at: str) -> graphviz.Digraph:
+        if compare is not None:
+            return diff_diagram(analysis, compare, at, names=names, highlight=highlight, **options)
+        return diagram(analysis, at, collapse=collapse, highlight=highlight, **options)
+
+    graph = draw(level)
     try:
         return Rendered(render(graph, fmt, timeout=timeout), fmt, level)
     except LayoutTimeout:
         if level == "stages":
             raise
-    notice = (
-        f"The {level}-level diagram took Graphviz longer than {timeout:g} s, so the stages "
-        f"level is shown instead. Collapsing runs of identical blocks keeps diagrams small."
-    )
-    logger.warning(notice)
-    fallback = {k: v for k, v in options.items() if k != "highlight"}
-    graph = diagram(analysis, "stages", **fallback)  # type: ignore[arg-type]
+    notice = f"The {level}-level diagram took Graphviz longer than {timeout:g} s, so the stages "
+    notice += "level is shown instead."
+    if not collapse and compare is None:
+        notice += " Collapsing runs of identical blocks keeps diagrams small."
+    logger.info(notice)
     # The stages level has a dozen nodes whatever the depth; its own limit only guards
     # against a Graphviz that does not answer at all.
-    data = render(graph, fmt, timeout=max(timeout, FALLBACK_TIMEOUT))
+    data = render(draw("stages"), fmt, timeout=max(timeout, FALLBACK_TIMEOUT))
     return Rendered(data, fmt, "stages", notice)

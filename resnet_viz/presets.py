@@ -137,8 +137,16 @@ def describe(config: ResNetConfig) -> str:
     base, changed = nearest_preset(config)
     if not changed:
         return base
-    changes = ", ".join(f"{name}={getattr(config, name)!r}" for name in changed)
+    changes = ", ".join(f"{name}={_short(getattr(config, name))}" for name in changed)
     return f"{base} with {changes}"
+
+
+def _short(value: object) -> str:
+    """A value for a name: a long tuple (a thousand stages) as its start and its length."""
+    if isinstance(value, tuple) and len(value) > 8:
+        head = ", ".join(map(repr, value[:4]))
+        return f"({head}, ... {len(value)} in all)"
+    return repr(value)
 
 
 def preset_name(config: ResNetConfig) -> str | None:

@@ -35,6 +35,8 @@ _STAGE_COLOURS = (
 _STEM_COLOUR = "#8C8C8C"
 _HEAD_COLOUR = OKABE_ITO["vermillion"]
 _GAP = 0.8
+# Above this many boxes a browser's WebGL view becomes a smear that takes a minute to draw.
+MAX_BOXES = 600
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,17 @@ def _slabs(
         return _stage_colour(record.stage_idx or 0)
 
     if level == "layers":
+        # A collapsed run shows the layers of its first block once, as the diagram does.
+        hidden = {
+            leaf.name
+            for run in _runs(_blocks(analysis), collapse)
+            for block in run[1:]
+            for leaf in block.leaves
+        }
         for record in leaves:
-            slabs.append(_Slab(f"{record.name}", _chw(record.output_shape), colour(record)))
+            if record.name not in hidden:
+                slabs.append(_Slab(record.name, _chw(record.output_shape), colour(record)))
         return slabs, arcs
-    if level != "blocks":
-        raise ValueError(f"the 3D view shows 'blocks' or 'layers', got {level!r}")
 
     last_shape = slabs[0].shape
     for record in leaves:
@@ -158,10 +166,17 @@ def figure_3d(
         theme: "light", "dark" or "projector".
         collapse: Draw each run of three or more identical blocks as one box.
     """
-    style = THEMES[theme] if theme in THEMES else None
-    if style is None:
+    if level not in ("blocks", "layers"):
+        raise ValueError(f"the 3D view shows 'blocks' or 'layers', got {level!r}")
+    if not isinstance(theme, str) or theme not in THEMES:
         raise ValueError(f"theme must be one of {', '.join(THEMES)}, got {theme!r}")
+    style = THEMES[theme]
     slabs, arcs = _slabs(analysis, level, collapse)
+    if len(slabs) > MAX_BOXES:
+        raise ValueError(
+            f"the 3D view would have {len(slabs)} boxes, more than a browser draws smoothly "
+            f"({MAX_BOXES}); collapse identical blocks or show blocks instead of layers"
+        )
     figure = go.Figure()
     starts: list[float] = []
     x = 0.0
@@ -233,7 +248,7 @@ def figure_3d(
             "zaxis": axis,
             "aspectmode": "manual",
             "aspectratio": {"x": 2.8, "y": 0.7, "z": 0.7},
-            "camera": {"eye": {"x": 0.25, "y": -1.45, "z": 0.55}},
+            "camera": {"eye": {"x": 0.2, "y": -1.7, "z": 0.6}},
         },
         paper_bgcolor=style.background,
         font={"color": style.text, "size": style.fontsize + 2},

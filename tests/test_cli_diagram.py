@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -84,6 +88,13 @@ def test_3d_view_is_a_self_contained_page(tmp_path: Path) -> None:
         (["--3d", "-o", "x.svg"], "the 3D view is an interactive HTML page"),
         (["--format", "html"], "HTML is for the 3D view"),
         (["-o", "/no/such/folder/x.svg"], "the folder /no/such/folder does not exist"),
+        (["-o", "x.jpeg"], "cannot tell a format from .jpeg"),
+        (["-o", "x.html"], "HTML is for the 3D view"),
+        (["--timeout", "inf"], "'inf' is not a number of seconds above 0"),
+        (["--timeout", "nan"], "'nan' is not a number of seconds above 0"),
+        (["--timeout", "-1"], "'-1' is not a number of seconds above 0"),
+        (["--3d", "--level", "stages", "-o", "x.html"], "--level blocks or layers"),
+        (["--3d", "--compare", "resnet34", "-o", "x.html"], "--compare is for diagrams"),
     ],
 )
 def test_errors_are_one_line_and_leave_files_alone(
@@ -112,3 +123,55 @@ def test_without_graphviz_says_how_to_install(
     assert "apt-get install graphviz" in capsys.readouterr().err
     assert not out.exists()
     assert main(["diagram", "resnet18", "-o", str(tmp_path / "net.dot")]) == 0
+
+
+def test_output_into_a_folder_or_nowhere_is_one_line_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for target in (str(tmp_path), ""):
+        assert main(["diagram", "resnet18", "--format", "dot", "-o", target]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_through_a_link_keeps_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "real.dot"
+    target.write_text("old")
+    link = tmp_path / "link.dot"
+    link.symlink_to(target)
+    assert main(["diagram", "resnet18", "--level", "stages", "-o", str(link)]) == 0
+    assert link.is_symlink() and target.read_text().startswith("digraph")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.dot", "real.dot"]
+
+
+def test_output_to_a_device_writes_into_it() -> None:
+    assert (
+        main(["diagram", "resnet18", "--level", "stages", "--format", "dot", "-o", "/dev/null"])
+        == 0
+    )
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_output_to_a_full_device_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    argv = ["diagram", "resnet18", "--level", "stages", "--format", "dot", "-o", "/dev/full"]
+    assert main(argv) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_two_writers_of_one_file_do_not_collide(tmp_path: Path) -> None:
+    out = tmp_path / "same.dot"
+    argv = [sys.executable, "-m", "resnet_viz.cli", "diagram", "resnet18", "--level", "stages"]
+    runs = [subprocess.Popen([*argv, "-o", str(out)]) for _ in range(3)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0, 0]
+    assert out.read_text().startswith("digraph") and [p.name for p in tmp_path.iterdir()] == [
+        "same.dot"
+    ]
+
+
+def test_3d_layers_level(tmp_path: Path) -> None:
+    out = tmp_path / "layers.html"
+    assert main(["diagram", "resnet20", "--3d", "--level", "layers", "-o", str(out)]) == 0
+    assert "layer3.0.conv2" in out.read_text()

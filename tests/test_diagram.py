@@ -97,6 +97,7 @@ WIRING = {
     "preact_resnet50": "preact_resnet50",
     "resnet20 (option A)": "resnet20",
     "plain18 (no shortcuts)": "plain18",
+    "plain18 with SE (a product, no addition)": "plain18~se-1",
     "custom: dilated, shortcut C, 3 stages": ResNetConfig(
         block="bottleneck",
         blocks_per_stage=(1, 2, 2),
@@ -110,7 +111,7 @@ WIRING = {
 @pytest.mark.parametrize("label", list(WIRING))
 def test_layer_wiring_matches_torch_fx(label: str) -> None:
     spec = WIRING[label]
-    config = spec if isinstance(spec, ResNetConfig) else ResNetConfig.from_dict({"preset": spec})
+    config = spec if isinstance(spec, ResNetConfig) else ResNetConfig.from_url_token(spec)
     assert _diagram_edges(config) == _fx_edges(config)
 
 
@@ -163,6 +164,7 @@ def test_stages_level_rows_follow_the_network() -> None:
     drawing = _drawing(analysis, "stages", counts=False, collapse=True)
     assert list(drawing.nodes) == ["input", "stem", "layer1", "layer2", "layer3", "head", "output"]
     assert drawing.nodes["layer2"].lines == [
+        "output 16×16",
         "[ 3×3 conv, 32 ]",
         "[ 3×3 conv, 32 ]",
         "× 9 blocks",
@@ -260,6 +262,7 @@ def test_difference_lists_each_networks_own_block() -> None:
     node = _merge(a, b, names).nodes["layer1"]
     assert node.state == "changed"
     assert node.lines == [
+        "output 56×56",
         "resnet34: [ 3×3 conv, 64 ]",
         "resnet34: [ 3×3 conv, 64 ]",
         "resnet50: [ 1×1 conv, 64 ]",
@@ -267,6 +270,17 @@ def test_difference_lists_each_networks_own_block() -> None:
         "resnet50: [ 1×1 conv, 256 ]",
         "× 3 blocks",
     ]
+    # Stage sizes of both, in the stage boxes and, at the blocks level, the stage frames.
+    small = analyze("resnet20")
+    merged = _merge(a, _drawing(small, "stages", counts=False, collapse=False), names)
+    lines = merged.nodes["layer2"].lines
+    assert lines[0] == "resnet34: output 28×28" and "resnet50: output 16×16" in lines
+    frames = _merge(
+        _drawing(analyze("resnet34"), "blocks", counts=False, collapse=False),
+        _drawing(small, "blocks", counts=False, collapse=False),
+        names,
+    ).clusters
+    assert frames["layer3"].text == "layer3  ·  conv4_x  ·  resnet34 14×14, resnet50 8×8"
     assert _merge(a, a, names).nodes["layer1"].state == ""
 
 
@@ -404,3 +418,93 @@ def test_diagram_of_a_handed_in_model_does_not_touch_it() -> None:
     assert [(n, p.shape) for n, p in model.named_parameters()] == before
     assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())
     assert isinstance(next(model.parameters()), torch.Tensor)
+
+
+def test_a_one_block_stage_reads_as_the_paper_writes_it() -> None:
+    config = ResNetConfig(block="basic", blocks_per_stage=(1, 1), widths=(64, 128))
+    lines = _drawing(analyze(config), "stages", counts=False, collapse=True).nodes["layer2"].lines
+    # The stride shows in the size and the last line, not in the bracket.
+    assert lines == [
+        "output 28×28",
+        "[ 3×3 conv, 128 ]",
+        "[ 3×3 conv, 128 ]",
+        "× 1 block",
+        "first block /2",
+    ]
+
+
+def test_a_module_of_another_library_is_a_chain_at_every_level() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
+    analysis = analyze(model, input_size=32)
+    for level in ("stages", "blocks", "layers"):
+        drawing = _drawing(analysis, level, counts=False, collapse=True)
+        assert [e.label for e in drawing.edges] == [
+            "3×32×32",
+            "8×15×15",
+            "8×15×15",
+            "8×1×1",
+            "8",
+            "4",
+        ]
+        assert list(drawing.nodes)[-1] == "output"
+        edges = re.findall(r'^\t("[^"]*"|\w+) -> ', diagram(analysis, level).source, re.M)
+        assert len(edges) == 6
+
+
+def test_highlight_finds_the_part_that_holds_a_finer_name() -> None:
+    analysis = analyze("resnet18")
+    blocks = diagram(analysis, "blocks", highlight="layer1.0.conv1").source
+    lit = re.search(r'"layer1\.0" \[[^\]]*\]', blocks)
+    assert lit is not None and f'color="{THEMES["light"].highlight}"' in lit.group(0)
+    layers = diagram(analysis, "layers", highlight="layer1.0.relu (2)").source
+    lit = re.search(r'"layer1\.0\.relu#1" \[[^\]]*\]', layers)
+    assert lit is not None and f'color="{THEMES["light"].highlight}"' in lit.group(0)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda a: diagram(a, theme=["light"]), "theme must be one of"),  # type: ignore[arg-type]
+        (lambda a: diagram("resnet18"), "expected what analyze\\(\\) returns"),  # type: ignore[arg-type]
+        (lambda a: diff_diagram(a, a, names=("x",)), "names must be two names"),  # type: ignore[arg-type]
+        (lambda a: render(diagram(a, "stages"), "png", dpi=-5), "dpi must be"),
+        (lambda a: render("", "svg"), "no DOT text"),
+        (lambda a: render(diagram(a, "stages"), "svg", timeout=0), "timeout must be"),
+    ],
+)
+def test_misuse_gets_a_message(call: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(analyze("resnet18"))  # type: ignore[operator]
+
+
+@needs_graphviz
+def test_a_difference_past_its_limit_falls_back_to_stages() -> None:
+    rendered = render_diagram(
+        analyze("resnet18"),
+        "layers",
+        "svg",
+        timeout=0.001,
+        compare=analyze("resnet34"),
+        names=("resnet18", "resnet34"),
+        legend=False,
+    )
+    assert rendered.level == "stages" and rendered.notice is not None
+    assert b"resnet18 vs resnet34" in rendered.data and b"only in" not in rendered.data
+
+
+def test_3d_layers_follow_the_collapse_and_refuse_a_smear() -> None:
+    analysis = analyze("resnet152")
+    collapsed = [t for t in figure_3d(analysis, level="layers").data if t.type == "mesh3d"]
+    assert not any(b.name.startswith("layer3.7.") for b in collapsed)
+    assert any(b.name == "layer3.1.conv2" for b in collapsed)
+    deep = ResNetConfig(
+        block="basic", blocks_per_stage=(40, 40, 40), widths=(16, 32, 64), stem="cifar"
+    )
+    with pytest.raises(ValueError, match="collapse identical blocks"):
+        figure_3d(analyze(deep), level="layers", collapse=False)
