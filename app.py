@@ -27,9 +27,9 @@ def _allocator() -> bool:
 _allocator()
 st.set_page_config(page_title="resnet-viz", layout="wide")
 pages = [
-    st.Page("app_pages/build.py", title="Build", icon=":material/construction:", default=True),
-    st.Page("app_pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
-    st.Page("app_pages/activations.py", title="Activations", icon=":material/image:"),
+    st.Page("app_pages/build.py", title="Build", default=True),
+    st.Page("app_pages/architecture.py", title="Architecture"),
+    st.Page("app_pages/activations.py", title="Activations"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")

@@ -100,10 +100,7 @@ def digest(data: bytes) -> str:
 def random_network(token: str) -> Network:
     """The configuration's network with its random initialisation, shared by all sessions."""
     config = ResNetConfig.from_url_token(token)
-    # A private generator state: the seed must not disturb, or depend on, anyone else's draws.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        model = build_model(config)
+    model = build_model(config, seed=RANDOM_SEED)
     return Network(f"random:{token}", token, model, threading.Lock(), RANDOM_LABEL, True)
 
 

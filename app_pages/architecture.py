@@ -164,7 +164,16 @@ def diagram_controls(analysis: Analysis) -> tuple[str, str | None, dict[str, obj
     highlight = top[3].selectbox("Highlight", [NONE, "stem", *stages, "head"], key="arch_hl")
     row = st.columns([2, 2, 3])
     counts = row[0].toggle("Parameters and mult-adds", key="arch_counts")
-    collapse = row[1].toggle("Collapse identical blocks", value=True, key="arch_collapse")
+    comparing = st.session_state.get("arch_compare", NONE) != NONE
+    collapse = row[1].toggle(
+        "Collapse identical blocks",
+        value=True,
+        key="arch_collapse",
+        disabled=comparing,
+        help="a difference draws every block, so that each can be matched by name"
+        if comparing
+        else "draw each run of three or more identical blocks once, with its count",
+    )
     compare = row[2].selectbox(
         "Difference with",
         [NONE, *PRESETS],

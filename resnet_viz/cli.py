@@ -362,14 +362,19 @@ def _load_network(args: argparse.Namespace) -> tuple[ResNet, int | None]:
     With --weights alone the configuration comes from the checkpoint; with --model as well the
     two must agree, except in the number of classes, which the checkpoint decides.
     """
-    from resnet_viz.weights import fetch_published_weights, load_checkpoint, published_weights
+    from resnet_viz.weights import (
+        cached_weights_path,
+        fetch_published_weights,
+        load_checkpoint,
+        published_weights,
+    )
 
     requested = parse_model_spec(args.model) if args.model else None
     if args.weights is None:
-        model = build_model(requested or DEFAULT_MODEL, device=args.device)
+        model = build_model(requested or DEFAULT_MODEL, device=args.device, seed=args.seed)
         _note(
-            f"{describe(model.config)} with random weights: the maps show an untrained network "
-            "and its predictions mean nothing; pass --weights FILE for trained ones"
+            f"{describe(model.config)} with random weights (seed {args.seed}, as the app's): the "
+            "maps show an untrained network; pass --weights FILE for trained ones"
         )
         return model, None
 
@@ -386,7 +391,10 @@ def _load_network(args: argparse.Namespace) -> tuple[ResNet, int | None]:
                 f"torchvision publishes no {args.weights.upper()} weights for {preset!r} "
                 f"(it has: {names}); give --model a torchvision preset, or --weights a file"
             )
-        source, resize = fetch_published_weights(entries[0]), entries[0].resize_size
+        entry = entries[0]
+        if not cached_weights_path(entry).exists():
+            _note(f"fetching {entry.name} for {preset} from {entry.url} into the torch hub cache")
+        source, resize = fetch_published_weights(entry), entry.resize_size
     loaded = load_checkpoint(source, config=requested, device=args.device)
     for notice in loaded.notices:
         _note(notice)
@@ -416,7 +424,7 @@ def _cmd_activations(args: argparse.Namespace) -> int:
         layer_label,
         parse_layer,
     )
-    from resnet_viz.rendering import feature_grid_image, png_bytes
+    from resnet_viz.rendering import feature_grid_image, png_bytes, titled
 
     if args.format == "png" and not args.output:
         raise ValueError("give -o FILE.png for the grid, or --format json for the statistics")
@@ -427,7 +435,14 @@ def _cmd_activations(args: argparse.Namespace) -> int:
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     grid = feature_grid(maps, top_k=args.top_k, channels=channels, normalisation=args.normalise)
     if args.output:
-        _write_png(args.output, png_bytes(feature_grid_image(grid)))
+        weights = model.weights_source or f"random weights (seed {args.seed})"
+        scale = "each map on its own scale" if args.normalise == "channel" else "one scale"
+        caption = [
+            f"{describe(model.config)}, {weights}",
+            f"{layer_label(key)} on {os.path.basename(args.image)}: {len(grid.channels)} of "
+            f"{maps.shape[1]} channels, {scale}",
+        ]
+        _write_png(args.output, png_bytes(titled(feature_grid_image(grid), caption)))
     if args.format == "json":
         report = {
             "image": args.image,
@@ -453,6 +468,12 @@ def _cmd_cam(args: argparse.Namespace) -> int:
     from resnet_viz.images import imagenet_labels
     from resnet_viz.rendering import heat_overlay, png_bytes
 
+    if args.weights is None:
+        raise ValueError(
+            "cam needs trained weights: --weights FILE (a .pth/.pt/.bin/.safetensors "
+            "checkpoint) or IMAGENET1K_V1 / IMAGENET1K_V2 for a torchvision preset; with random "
+            "weights no class has any evidence to show"
+        )
     model, resize = _load_network(args)
     photo, prepared = _photo_input(args, model, resize)
     result = grad_cam(model, prepared.tensor, args.layer, args.class_index)
@@ -489,6 +510,12 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
         help="crop size, or the short side with --recipe whole (default 224; 32 for CIFAR nets)",
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the random weights when there is no --weights (0, as in the app)",
+    )
 
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
@@ -627,7 +654,7 @@ def _make_parser() -> argparse.ArgumentParser:
     _add_image_options(cam)
     cam.add_argument(
         "--weights",
-        required=True,
+        default=None,
         help="a checkpoint (.pth, .pt, .bin, .safetensors) or IMAGENET1K_V1/V2",
     )
     cam.add_argument("--layer", default=None, help="a layer with maps (default: the last stage)")

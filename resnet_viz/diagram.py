@@ -100,31 +100,47 @@ class Theme:
 
 
 _LIGHT_FILLS = {
-    "io": "#EEEEEE",
+    "io": "#FFFFFF",
     "conv": "#CFE3F2",  # blue
     "down": "#8FC1E3",  # stronger blue: a block or conv that halves the map
     "norm": "#FAF5C8",  # yellow
     "act": "#CDEBE0",  # bluish green
-    "pool": "#DCEFFB",  # sky blue
+    "pool": "#E4E0F7",  # lavender: apart from the convolutions' blue
     "merge": "#F8DFAA",  # orange: addition and SE's rescaling
     "shortcut": "#F5CFB3",  # vermillion: projection and zero-padding shortcuts
     "head": "#F2DCE8",  # reddish purple
-    "stem": "#E4E4E4",
+    "stem": "#D5D5D5",
     "block": "#CFE3F2",
     "other": "#F2F2F2",
 }
 
+# Stronger tints: pale fills wash out on a projector.
+_PROJECTOR_FILLS = {
+    "io": "#FFFFFF",
+    "conv": "#A9CDEA",
+    "down": "#5FA4D6",
+    "norm": "#F4EC8C",
+    "act": "#9ED9C4",
+    "pool": "#CFC6F0",
+    "merge": "#F3C465",
+    "shortcut": "#EFA97A",
+    "head": "#E7B3CF",
+    "stem": "#C4C4C4",
+    "block": "#A9CDEA",
+    "other": "#E6E6E6",
+}
+
 _DARK_FILLS = {
-    "io": "#3A3F4B",
+    "io": "#2A2E36",
     "conv": "#1D4A6E",
     "down": "#2F6FA3",
     "norm": "#5C5622",
     "act": "#1C5443",
-    "pool": "#26536B",
+    "pool": "#3B3560",
     "merge": "#6B4D10",
     "shortcut": "#6E3513",
     "head": "#5A3048",
-    "stem": "#3A3F4B",
+    "stem": "#50555F",
     "block": "#1D4A6E",
     "other": "#30343D",
 }
@@ -166,7 +182,7 @@ THEMES = {
         skip=OKABE_ITO["vermillion"],
         cluster="#000000",
         cluster_fill="white",
-        fills=_LIGHT_FILLS,
+        fills=_PROJECTOR_FILLS,
         fontsize=20,
         small=16,
         penwidth=2.0,
@@ -514,7 +530,7 @@ def _blocks_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
             drawing.clusters[block.stage] = _stage_cluster(analysis, block.stage)
         lines = _branch_lines(block)
         if len(run) > 1:
-            lines.append(f"× {len(run)}")
+            lines.append(f"× {len(run)}, each with its own skip")
         if counts:
             params, mult_adds = _totals(leaf for b in run for leaf in b.leaves)
             lines.append(_counts(params, mult_adds))
@@ -602,7 +618,9 @@ def _block_layers(
 ) -> str:
     block = run[0]
     cluster = block.name
-    label = _run_title(run) + (f"  ·  × {len(run)}" if len(run) > 1 else "")
+    label = _run_title(run)
+    if len(run) > 1:
+        label += f"  ·  × {len(run)}, each with its own skip"
     drawing.clusters[cluster] = _Cluster(cluster, label, block.stage, "block", _run_keys(run))
     prefix = block.name + "."
     if block.record.type not in _POST_ACTIVATION + _PRE_ACTIVATION:
@@ -822,7 +840,7 @@ def _legend(drawing: _Drawing, theme: Theme) -> str:
     if drawing.plain:
         names["block"] = "block (no shortcut: a plain network)"
     cells = [
-        f'<td bgcolor="{theme.fill(kind)}" width="18"> </td>'
+        f'<td bgcolor="{theme.fill(kind)}" border="1" width="18"> </td>'
         f'<td align="left">{html.escape(names[kind], quote=False)}</td>'
         for kind in kinds
     ]
@@ -837,11 +855,17 @@ def _legend(drawing: _Drawing, theme: Theme) -> str:
             f"<td>{_line_sample(theme.skip, dashed=True)}</td>"
             '<td align="left">through a shortcut layer</td>'
         )
+    if any(n.stacked for n in drawing.nodes.values()):
+        cells.append(
+            '<td><table border="1" cellborder="0" cellspacing="2" cellpadding="0"><tr>'
+            '<td border="1" width="14" height="8"></td></tr></table></td>'
+            '<td align="left">double frame: identical blocks drawn once</td>'
+        )
     # Two entries a row: half as tall, so the legend does not push the diagram down.
     rows = "".join("<tr>" + "".join(cells[i : i + 2]) + "</tr>" for i in range(0, len(cells), 2))
     return (
         f'<<table border="0" cellborder="0" cellspacing="3">'
-        f'<tr><td colspan="4"><b>legend</b></td></tr>{rows}</table>>'
+        f'<tr><td colspan="4" align="left"><b>legend</b></td></tr>{rows}</table>>'
     )
 
 
@@ -915,7 +939,7 @@ def _edge_attrs(edge: _Edge, theme: Theme, direction: str, faded: bool) -> dict[
         attrs["color"] = {"a": theme.only_a, "b": theme.only_b, "changed": theme.changed}[
             edge.state
         ]
-        attrs["fontcolor"] = attrs["color"]
+        # The label keeps the text colour: orange or purple type is hard to read.
         if edge.state in ("a", "b"):
             attrs["style"] = "dashed"
     if faded:

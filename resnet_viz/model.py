@@ -177,13 +177,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(config: ResNetConfig | str, device: str | torch.device = "cpu") -> ResNet:
+def build_model(
+    config: ResNetConfig | str, device: str | torch.device = "cpu", seed: int | None = None
+) -> ResNet:
     """Build the network that `config` (or a preset name) describes.
 
     Args:
         config: A `ResNetConfig` or the name of a preset, such as "resnet50".
         device: Where the weights live. "meta" builds the whole structure with no weights at
             all, which is enough for shapes, counts and diagrams.
+        seed: Draw the random initialisation from this seed, the same on every run and in
+            the app and the command line alike, without touching the global random state.
+            None draws from the global state.
 
     Returns:
         The model, randomly initialised as torchvision does, in eval mode: everything in this
@@ -197,7 +202,9 @@ def build_model(config: ResNetConfig | str, device: str | torch.device = "cpu") 
             skeleton = ResNet(config, init_weights=False)
         needed = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
         check_fits(needed, target, f"building {preset_name(config) or 'this network'}")
-    with torch.device(target):
+    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.device(target):
+        if seed is not None:
+            torch.manual_seed(seed)
         # Meta tensors hold no values, so there is nothing to initialise.
         model = ResNet(config, init_weights=target.type != "meta")
     model.eval()

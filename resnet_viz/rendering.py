@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from resnet_viz.activations import EffectiveField, FeatureGrid
 from resnet_viz.images import Prepared
@@ -69,6 +69,23 @@ def feature_grid_image(
         box = draw.textbbox((left + 2, top + 1), label)
         draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=(0, 0, 0))
         draw.text((left + 2, top + 1), label, fill=(255, 255, 255))
+    return canvas
+
+
+def titled(image: Image.Image, lines: list[str]) -> Image.Image:
+    """The image under a white band with these lines, so that a saved picture says what it is."""
+    font = ImageFont.load_default(size=13)
+    draw = ImageDraw.Draw(image)
+    line_height = int(max(draw.textbbox((0, 0), line, font=font)[3] for line in lines)) + 4
+    band = len(lines) * line_height + 8
+    width = max(
+        image.width, *(int(draw.textbbox((0, 0), line, font=font)[2]) + 12 for line in lines)
+    )
+    canvas = Image.new("RGB", (width, image.height + band), (255, 255, 255))
+    canvas.paste(image, (0, band))
+    pen = ImageDraw.Draw(canvas)
+    for index, line in enumerate(lines):
+        pen.text((6, 4 + index * line_height), line, fill=(20, 20, 20), font=font)
     return canvas
 
 

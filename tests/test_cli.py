@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_viz import PRESETS, ResNetConfig
+from resnet_viz import PRESETS, ResNetConfig, build_model
 from resnet_viz.cli import main
 
 
@@ -316,9 +316,29 @@ def test_cli_activations_grid_png_with_random_weights(
 
     captured = capsys.readouterr()
     grid = Image.open(out)
-    assert grid.format == "PNG" and grid.size == (4 * 96 + 5 * 4, 4 * 96 + 5 * 4)
-    assert "random weights" in captured.err and "mean nothing" in captured.err
+    # The 4 x 4 grid of 96-pixel maps, under a band that says what it shows.
+    assert grid.format == "PNG" and grid.width >= 4 * 96 + 5 * 4
+    assert 4 * 96 + 5 * 4 + 20 < grid.height < 4 * 96 + 5 * 4 + 80
+    assert "random weights (seed 0" in captured.err
     assert captured.out.startswith("layer4 1 x 512 x 7 x 7: channels ")
+
+
+def test_cli_random_weights_are_the_apps_every_time(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["activations", str(ASSETS / "chelsea.png"), "--layer", "layer3", "--size", "64"]
+    shown = []
+    for _ in range(2):
+        assert main([*argv, "--format", "json"]) == 0
+        shown.append(json.loads(capsys.readouterr().out)["shown_channels"])
+    # The app's random network: resnet18 drawn from seed 0.
+    from resnet_viz.activations import capture, top_channels
+    from resnet_viz.images import load_image, prepare
+
+    model = build_model("resnet18", seed=0)
+    x = prepare(load_image(ASSETS / "chelsea.png"), "torchvision", 64).tensor
+    expected = top_channels(capture(model, x, ["layer3"]).outputs[("layer3", 0)], 16)
+    assert shown[0] == shown[1] == expected
+    assert main([*argv, "--format", "json", "--seed", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["shown_channels"] != expected
 
 
 @pytest.mark.parametrize(
@@ -400,17 +420,21 @@ def test_cli_unknown_layer_says_where_to_find_names(capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["cam", "x.png", "-o", "c.png"], "the following arguments are required: --weights"),
+        (["cam", "x.png", "-o", "c.png"], "cam needs trained weights: --weights FILE"),
         (["activations", "x.png", "-o", "g.png"], "the following arguments are required: --layer"),
     ],
 )
 def test_cli_image_commands_usage(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit):
-        main(argv)
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse's own errors
+        status = int(stop.code or 0)
 
-    assert message in capsys.readouterr().err
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,7 @@ def test_runs_of_identical_blocks_collapse() -> None:
     drawing = _drawing(analyze("resnet152"), "blocks", counts=True, collapse=True)
     run = drawing.nodes["layer3.1"]
     assert run.title == "layer3.1 – layer3.35"
-    assert run.stacked and "× 35" in run.lines
+    assert run.stacked and "× 35, each with its own skip" in run.lines
     assert "layer3.35" in run.keys and "layer3.36" not in run.keys
     # layer1 has three blocks: 1.1 and 1.2 alone make too short a run to collapse.
     assert "layer1.2" in drawing.nodes
