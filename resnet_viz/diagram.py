@@ -1008,34 +1008,65 @@ def _dot(
     for node in drawing.nodes.values():
         members.setdefault(node.cluster, []).append(node)
 
-    def fill(target: graphviz.Digraph, cluster_id: str | None) -> None:
+    # The body is written here rather than through graphviz.Digraph.node/edge, whose quoting
+    # costs more than Graphviz's own layout of a few hundred nodes takes in total.
+    def fill(cluster_id: str | None, indent: str) -> None:
         for node in members.get(cluster_id, []):
             faded = highlight is not None and node.id not in lit_nodes
-            target.node(node.id, **_node_attrs(node, theme, faded, node.id in lit_nodes))
+            attrs = _node_attrs(node, theme, faded, node.id in lit_nodes)
+            graph.body.append(f"{indent}{_quote(node.id)} [{_attr_list(attrs)}]\n")
         for child in children.get(cluster_id, []):
             cluster = drawing.clusters[child]
-            with target.subgraph(name=f"cluster_{child}") as sub:
-                lit = child in lit_clusters
-                sub.attr(
-                    label=_plain(cluster.text),
-                    tooltip=_plain(cluster.text),
-                    labeljust="l",
-                    style="rounded,dashed" if cluster.kind == "shortcut" else "rounded,filled",
-                    fillcolor=theme.cluster_fill if cluster.kind == "stage" else theme.background,
-                    color=theme.highlight if lit else theme.cluster,
-                    penwidth=str(theme.penwidth * (3.5 if lit else 1)),
-                    fontcolor=theme.text,
-                    fontsize=str(theme.fontsize if cluster.kind != "stage" else theme.fontsize + 2),
-                )
-                fill(sub, child)
+            lit = child in lit_clusters
+            attrs = {
+                "label": _plain(cluster.text),
+                "tooltip": _plain(cluster.text),
+                "labeljust": "l",
+                "style": "rounded,dashed" if cluster.kind == "shortcut" else "rounded,filled",
+                "fillcolor": theme.cluster_fill if cluster.kind == "stage" else theme.background,
+                "color": theme.highlight if lit else theme.cluster,
+                "penwidth": str(theme.penwidth * (3.5 if lit else 1)),
+                "fontcolor": theme.text,
+                "fontsize": str(theme.fontsize if cluster.kind != "stage" else theme.fontsize + 2),
+            }
+            graph.body.append(f"{indent}subgraph {_quote('cluster_' + child)} {{\n")
+            statements = " ".join(f"{key}={_quote(attrs[key])}" for key in sorted(attrs))
+            graph.body.append(f"{indent}\t{statements}\n")
+            fill(child, indent + "\t")
+            graph.body.append(f"{indent}}}\n")
 
-    fill(graph, None)
+    fill(None, "\t")
     for edge in drawing.edges:
         faded = highlight is not None and not (edge.head in lit_nodes or edge.tail in lit_nodes)
-        graph.edge(edge.tail, edge.head, **_edge_attrs(edge, theme, direction, faded))
+        attrs = _edge_attrs(edge, theme, direction, faded)
+        line = f"\t{_quote(edge.tail)} -> {_quote(edge.head)} [{_attr_list(attrs)}]\n"
+        graph.body.append(line)
     if legend:
         graph.node("legend", label=_legend(drawing, theme), shape="plain", style="")
     return graph
+
+
+_BARE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|-?(\d+\.?\d*|\.\d+)")
+_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
+
+
+def _quote(value: str) -> str:
+    """A DOT ID: bare where it can be, an HTML label as it is, else in double quotes.
+
+    Backslashes are left alone, as Graphviz reads them as escapes; `_plain` has doubled those
+    that must stay backslashes.
+    """
+    if value.startswith("<") and value.endswith(">"):
+        return value
+    if _BARE_ID.fullmatch(value) and value.lower() not in _KEYWORDS:
+        return value
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def _attr_list(attrs: dict[str, str]) -> str:
+    # The label first, the rest by name: the order the graphviz package writes.
+    keys = sorted(attrs, key=lambda key: (key != "label", key))
+    return " ".join(f"{key}={_quote(attrs[key])}" for key in keys)
 
 
 def _check(analysis: object, level: str, direction: str, theme: object) -> Theme:

@@ -24,6 +24,7 @@ from resnet_viz.diagram import (
     LayoutTimeout,
     _drawing,
     _merge,
+    _quote,
     diagram,
     diff_diagram,
     render,
@@ -508,3 +509,11 @@ def test_3d_layers_follow_the_collapse_and_refuse_a_smear() -> None:
     )
     with pytest.raises(ValueError, match="collapse identical blocks"):
         figure_3d(analyze(deep), level="layers", collapse=False)
+
+
+def test_dot_ids_are_quoted_where_they_must_be() -> None:
+    assert _quote("x1") == "x1" and _quote("1.5") == "1.5"
+    assert _quote("node") == '"node"'  # a DOT keyword
+    assert _quote('say "hi"') == '"say \\"hi\\""'
+    assert _quote("<<b>html</b>>") == "<<b>html</b>>"
+    assert _quote("layer1.0/add") == '"layer1.0/add"'
