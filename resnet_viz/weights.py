@@ -19,7 +19,9 @@ import io
 import json
 import logging
 import pickle
+import pickletools
 import re
+import struct
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -200,9 +202,21 @@ def _is_torchscript(data: bytes) -> bool:
 
 def _refused(message: str, data: bytes, kind: str) -> str:
     """Why weights-only loading refused a file, and what to do, in one sentence."""
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
-    what = match.group(1) if match else "not a tensor"
-    if _pickle_bytes(data, kind).find(b"torch.nn.modules") >= 0:
+    # PyTorch words it "Unsupported global: GLOBAL x.y" for a class it does not know, and
+    # "unsupported GLOBAL x.y whose module x is blocked" for os, posix, builtins and the like.
+    match = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", message)
+    found = _pickle_globals(_pickle_bytes(data, kind))
+    what = (
+        match.group(1)
+        if match
+        else next(
+            (name for name in found if not name.startswith(("torch.", "collections."))),
+            "not a tensor",
+        )
+    )
+    # A model pickles its layers as torch.nn.modules classes; a string that merely mentions
+    # them (in a payload's arguments, say) is no model.
+    if any(name.startswith("torch.nn.modules.") for name in found):
         return (
             f"this file holds a whole pickled model ({what}), not a state dict; it is not "
             f"loaded, because unpickling a model can run any code. {_capital(_EXPORT_HINT)}"
@@ -211,6 +225,29 @@ def _refused(message: str, data: bytes, kind: str) -> str:
         f"this file holds Python objects besides tensors (it refers to {what}); it is not "
         f"loaded, because unpickling them could run any code. {_capital(_EXPORT_HINT)}"
     )
+
+
+def _pickle_globals(stream: bytes) -> list[str]:
+    """The "module.name" of every global a pickle stream refers to, read without unpickling.
+
+    A legacy file holds several pickles in a row and then raw tensor bytes; reading stops at
+    the first thing that is not a pickle.
+    """
+    found: list[str] = []
+    buffer = io.BytesIO(stream)
+    try:
+        for _ in range(8):
+            strings: list[str] = []
+            for opcode, arg, _ in pickletools.genops(buffer):
+                if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    found.append(arg.replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except (ValueError, EOFError, IndexError, struct.error):
+        pass  # the end of the pickles, or a damaged one: what was read so far stands
+    return found
 
 
 def _capital(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pathlib
 import pickle
 import socket
@@ -133,6 +134,37 @@ def test_weights_malicious_pickle_leaves_no_file(tmp_path: Path, form: str) -> N
         read_checkpoint(data)
 
     assert not target.exists()
+
+
+class _Mentions:
+    """Unpickles to a harmless call whose argument mentions torch.nn.modules."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.path.exists, ("torch.nn.modules.conv",))
+
+
+class _Blocked:
+    """Unpickles to a call into a module PyTorch blocks outright (posix on Linux)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [(_Mentions(), f"{os.path.exists.__module__}.exists"), (_Blocked(), f"{os.name}.getcwd")],
+    ids=["mentions-torch-nn", "blocked-module"],
+)
+def test_weights_refused_global_is_named_and_no_model_is_invented(
+    payload: Any, name: str, legacy: bool
+) -> None:
+    data = torch_bytes({"conv1.weight": torch.zeros(1), "x": payload}, legacy)
+
+    with pytest.raises(ValueError) as error:
+        read_checkpoint(data)
+
+    assert f"holds Python objects besides tensors (it refers to {name})" in str(error.value)
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
