@@ -130,8 +130,9 @@ def plan_checkpoint(sha: str, requested: str, _data: bytes) -> CheckpointPlan:
     RUNS["plan_checkpoint"] += 1
     try:
         checkpoint = read_checkpoint(_data)
-    except ValueError as err:
-        return CheckpointPlan(None, error=str(err))
+    except Exception as err:  # an upload can hold anything: PyTorch's own errors included
+        logger.warning("reading a checkpoint failed", exc_info=True)
+        return CheckpointPlan(None, error=(str(err) or type(err).__name__).splitlines()[0])
     notices = tuple(checkpoint.notices)
     try:
         chosen, inferred, more = config_for_checkpoint(

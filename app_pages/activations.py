@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
+from streamlit.delta_generator import DeltaGenerator
 
 from app_pages.activation_data import (
     FIELD_QUANTILE,
@@ -255,9 +256,11 @@ def checkpoint_ui(config: ResNetConfig, token: str) -> Network | None:
     try:
         with st.spinner(f"Loading {upload.name}..."):
             net = checkpoint_network(sha, plan.token, upload.name, data)
-    except ValueError as err:
+    except Exception as err:  # an upload can hold anything: PyTorch's own errors included
         # A strict load: nothing is loaded, and nothing is shown as loaded.
-        st.error(f"{upload.name} was not loaded: {err}")
+        logger.warning("loading %s failed", upload.name, exc_info=True)
+        reason = (str(err) or type(err).__name__).splitlines()[0]
+        st.error(f"{upload.name} was not loaded: {reason}")
         return None
     tensors = len(net.model.state_dict())
     st.success(f"Loaded all {tensors} tensors of {upload.name}.")
@@ -349,7 +352,11 @@ def grid_controls_ui(
     )
     chosen: list[int] | None = None
     top_k = 16
-    if mode == "top":
+    if mode == "top" and channels == 1:
+        # A slider from 1 to 1 is refused by Streamlit; there is nothing to choose.
+        top_k = 1
+        cols[1].caption("1 channel")
+    elif mode == "top":
         top_k = cols[1].slider("k", 1, min(64, channels), min(16, channels), key="act_top_k")
     else:
         chosen = (
@@ -734,10 +741,8 @@ def receptive_field_tab(
     height, width = int(x.shape[-2]), int(x.shape[-1])
     with shown_as_error(f"The receptive field of {layer}"):
         rows, columns = analysis_at(token, height, width).find(layer).output_shape[2:]
-        row = cols[1].slider("Row", 0, rows - 1, rows // 2, key=f"act_rf_row_{layer}_{rows}")
-        col = cols[2].slider(
-            "Column", 0, columns - 1, columns // 2, key=f"act_rf_col_{layer}_{columns}"
-        )
+        row = position_ui(cols[1], "Row", rows, f"act_rf_row_{layer}_{rows}")
+        col = position_ui(cols[2], "Column", columns, f"act_rf_col_{layer}_{columns}")
         for column, net in zip(st.columns(2, gap="large"), nets, strict=False):
             with column:
                 with st.spinner("Following the gradient back to the photo..."):
@@ -763,6 +768,15 @@ def receptive_field_tab(
             "at the centre; training widens it somewhat. Shown for this one photo (the paper "
             "averages over many)."
         )
+
+
+def position_ui(column: DeltaGenerator, label: str, count: int, key: str) -> int:
+    """A row or column of a map, the middle one first; no slider when there is only one."""
+    if count == 1:
+        # Streamlit refuses a slider whose minimum and maximum are equal (a 1x1 map).
+        column.caption(f"{label} 0: the map has only one")
+        return 0
+    return int(column.slider(label, 0, count - 1, count // 2, key=key))
 
 
 # -- the page ----------------------------------------------------------------------------

@@ -583,6 +583,12 @@ def grad_cam(
             torch.set_grad_enabled(grad_was_enabled)
         if "maps" not in held:
             raise ValueError(f"{layer_label(key)} was not called in this network's forward pass")
+        if not bool(torch.isfinite(logits).all()):
+            # Every class's score, and so its gradient, is then meaningless: no map to show.
+            what = "NaN" if bool(torch.isnan(logits).any()) else "infinite"
+            raise ValueError(
+                f"the network's outputs are not finite ({what}); the weights are broken"
+            )
         chosen = int(logits[0].argmax()) if class_index is None else class_index
         if isinstance(chosen, bool) or not 0 <= chosen < logits.shape[1]:
             raise ValueError(

@@ -428,6 +428,10 @@ def _cmd_activations(args: argparse.Namespace) -> int:
 
     if args.format == "png" and not args.output:
         raise ValueError("give -o FILE.png for the grid, or --format json for the statistics")
+    if args.format == "json" and args.output == "-":
+        raise ValueError(
+            "standard output can carry the PNG or the JSON, not both; give -o FILE.png"
+        )
     model, resize = _load_network(args)
     _, prepared = _photo_input(args, model, resize)
     key = parse_layer(args.layer)
@@ -454,13 +458,38 @@ def _cmd_activations(args: argparse.Namespace) -> int:
             "shown_channels": grid.channels,
             "channels": [stats.to_dict() for stats in channel_stats(maps)],
         }
-        print(json.dumps(report, indent=2))
+        report, replaced = _finite_for_json(report)
+        if replaced:
+            _note(
+                "the network output non-finite values (NaN or infinity); they are null in the JSON"
+            )
+        print(json.dumps(report, indent=2, allow_nan=False))
     else:
-        print(
+        _summary_line(
+            args.output,
             f"{layer_label(key)} {' x '.join(map(str, maps.shape))}: channels "
-            f"{', '.join(map(str, grid.channels))} -> {args.output}"
+            f"{', '.join(map(str, grid.channels))} -> {args.output}",
         )
     return 0
+
+
+def _finite_for_json(value: Any) -> tuple[Any, bool]:
+    """`value` with every NaN and infinity made None (JSON has no such numbers), and whether
+    there were any."""
+    if isinstance(value, float):
+        return (value, False) if math.isfinite(value) else (None, True)
+    if isinstance(value, dict):
+        pairs = [(key, _finite_for_json(item)) for key, item in value.items()]
+        return {key: item for key, (item, _) in pairs}, any(hit for _, (_, hit) in pairs)
+    if isinstance(value, list):
+        items = [_finite_for_json(item) for item in value]
+        return [item for item, _ in items], any(hit for _, hit in items)
+    return value, False
+
+
+def _summary_line(output: str, line: str) -> None:
+    """What was written, on standard output unless the PNG itself went there."""
+    print(line, file=sys.stderr if output == "-" else sys.stdout)
 
 
 def _cmd_cam(args: argparse.Namespace) -> int:
@@ -484,10 +513,11 @@ def _cmd_cam(args: argparse.Namespace) -> int:
     if model.config.num_classes == 1000:
         label = f" ({imagenet_labels()[result.class_index]})"
     flat = " (flat: no evidence found, the map is zeros)" if result.peak == 0 else ""
-    print(
+    _summary_line(
+        args.output,
         f"Grad-CAM of class {result.class_index}{label}, probability "
         f"{result.probability:.3f}, at {layer_label(result.layer)}{flat} -> {args.output} "
-        f"({overlay.width}x{overlay.height})"
+        f"({overlay.width}x{overlay.height})",
     )
     return 0
 

@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +41,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MAX_PIXELS = 50_000_000
 # Compressed size; Streamlit's upload limit is 200 MB, and no photo worth showing is larger.
 MAX_FILE_BYTES = 200 * 2**20
+# 16-bit and float pictures are scaled to 8 bits this many pixels at a time (8 MB of floats).
+_BAND_PIXELS = 2**20
 
 # What the upload accepts; MPO is how many phones store a JPEG (a JPEG with a depth map after it).
 FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF")
@@ -190,30 +193,53 @@ def _scaled_gray(image: Image.Image, notices: list[str]) -> Image.Image:
     """An 8-bit gray picture from one with 16-bit, 32-bit or float pixels.
 
     Pillow's own conversion clips every value above 255 to white, so a 16-bit scan would come
-    out almost blank; this scales instead.
+    out almost blank; this scales instead. It works on bands of rows, each cropped from the
+    picture and converted in float64 on its own, so the work arrays stay near
+    `_BAND_PIXELS` x 8 bytes. What remains is the 8-bit result (1 byte a pixel) and the RGB
+    picture made from it (4): a 7000 x 7000 16-bit PNG takes about 300 MB on top of its
+    decoded pixels, where converting it whole took 2 GB.
     """
-    values = np.asarray(image, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    width, height = image.size
+    rows = max(1, _BAND_PIXELS // width)
+
+    def bands() -> Iterator[tuple[int, np.ndarray]]:
+        for top in range(0, height, rows):
+            band = image.crop((0, top, width, min(top + rows, height)))
+            yield top, np.asarray(band, dtype=np.float64)
+
+    low, high = math.inf, -math.inf
+    for _, values in bands():
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if low > high:  # no finite value at all
+        low = high = 0.0
+
     if image.mode.startswith("I;16"):
-        scaled = values / 257.0  # 0..65535 -> 0..255
+        offset, divisor, factor = 0.0, 257.0, 1.0  # 0..65535 -> 0..255
     elif image.mode == "F" and 0.0 <= low and high <= 1.0:
-        scaled = values * 255.0
+        offset, divisor, factor = 0.0, 1.0, 255.0
     elif 0.0 <= low and high <= 255.0:
-        scaled = values
+        offset, divisor, factor = 0.0, 1.0, 1.0
     elif 0.0 <= low and high <= 65535.0:
         # LIMITATION: 32-bit pixels that all fit in 16 bits are read as 16-bit data, as Pillow
         # gives some 16-bit TIFFs; a dark 16-bit picture whose values stay under 256 is read
         # as 8-bit instead and comes out brighter. The file does not say which it is.
-        scaled = values / 257.0
+        offset, divisor, factor = 0.0, 257.0, 1.0
     else:
         notices.append(
             f"the pixel values run from {low:g} to {high:g}; they are stretched to 0..255"
         )
         span = high - low
-        scaled = (values - low) / span * 255.0 if span > 0 else np.zeros_like(values)
-    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
+        offset, divisor, factor = low, (span if span > 0 else 1.0), (255.0 if span > 0 else 0.0)
+
+    gray = np.empty((height, width), dtype=np.uint8)
+    for top, values in bands():
+        # The same operations, in the same order, as on the whole picture at once.
+        scaled = (values - offset) / divisor * factor
+        scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+        gray[top : top + len(values)] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray)
 
 
 # -- preprocessing ---------------------------------------------------------------------

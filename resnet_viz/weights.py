@@ -19,7 +19,9 @@ import io
 import json
 import logging
 import pickle
+import pickletools
 import re
+import struct
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,10 +40,23 @@ from resnet_viz.sources import read_source
 logger = logging.getLogger(__name__)
 
 # Keys under which training scripts store the weights: torchvision's and timm's reference
-# scripts, Lightning ("state_dict") and the PyTorch tutorials ("model_state_dict").
-WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+# scripts, Lightning ("state_dict") and the PyTorch tutorials ("model_state_dict"). The
+# averaged (EMA) weights come last: they are taken only where the plain ones are absent.
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema", "ema")
+# Wrappers inside wrappers ({"model": {"state_dict": ...}}) are undone this many levels deep.
+MAX_WRAPPER_DEPTH = 6
 # DataParallel and DistributedDataParallel add "module."; torch.compile adds "_orig_mod.".
 PREFIXES = ("module.", "_orig_mod.")
+
+# The most a checkpoint may take, as a file and unpacked: resnet152's float32 weights are 230
+# MB, and 2 GiB leaves room for a training checkpoint with its optimizer state. The app's
+# uploads stop sooner, at Streamlit's server.maxUploadSize (200 MB unless
+# .streamlit/config.toml sets it).
+MAX_CHECKPOINT_BYTES = 2 * 2**30
+# torch.save stores tensors uncompressed, so a checkpoint zip that inflates more than this
+# (and to more than _BOMB_FLOOR, so that a small well-compressed file passes) was built to.
+MAX_COMPRESSION_RATIO = 100
+_BOMB_FLOOR = 50 * 2**20
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # torch.save's legacy format starts with a protocol-2 pickle of its magic number.
@@ -74,15 +89,18 @@ def read_checkpoint(source: str | Path | bytes | BinaryIO) -> Checkpoint:
         source: A path, the file's bytes (an upload), or an open binary file.
 
     Returns:
-        The state dict on the CPU, with wrappers ("state_dict", "model", "model_state_dict")
+        The state dict on the CPU, with wrappers (`WRAPPER_KEYS`, nested or beside stray tensors)
         and prefixes ("module.", "_orig_mod.") undone.
 
     Raises:
         ValueError: For a file that is not a checkpoint, holds pickled objects other than
-            tensors (a whole model, say; the message says how to export a state dict), or has
-            no tensors.
+            tensors (a whole model, say; the message says how to export a state dict), has
+            no tensors or tensors no network can load (meta, sparse, quantized, complex), or
+            is larger than MAX_CHECKPOINT_BYTES, as a file or unpacked.
     """
-    data = read_source(source, "checkpoint", "give the path of a weights file")
+    data = read_source(
+        source, "checkpoint", "give the path of a weights file", MAX_CHECKPOINT_BYTES
+    )
     kind = _sniff(data)
     if kind == "safetensors":
         raw: Any = _load_safetensors(data)
@@ -92,6 +110,7 @@ def read_checkpoint(source: str | Path | bytes | BinaryIO) -> Checkpoint:
     notices: list[str] = []
     state_dict = _unwrap(raw, notices)
     state_dict = _strip_prefixes(state_dict, notices)
+    _check_values(state_dict)
     logger.info("read a %s checkpoint with %d tensors", kind, len(state_dict))
     return Checkpoint(state_dict, kind, notices)
 
@@ -128,6 +147,8 @@ def _load_safetensors(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def _load_torch(data: bytes, kind: str) -> Any:
+    if kind == "pytorch zip":
+        _check_unpacked_size(data)
     if kind == "pytorch zip" and _is_torchscript(data):
         raise ValueError(
             f"this file is a TorchScript archive (torch.jit.save), which holds code; {_EXPORT_HINT}"
@@ -146,6 +167,31 @@ def _load_torch(data: bytes, kind: str) -> Any:
         ) from None
 
 
+def _check_unpacked_size(data: bytes) -> None:
+    """Refuse a zip whose entries would inflate past the limit, before torch.load unpacks it.
+
+    The sizes are those the zip's central directory declares; PyTorch's reader checks that an
+    entry inflates to its declared size, so a file that understates them fails to load.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return  # torch.load says what is wrong with it
+    sizes = f"{unpacked / 2**20:,.0f} MB from a {len(data) / 2**20:,.1f} MB file"
+    if unpacked > MAX_CHECKPOINT_BYTES:
+        raise ValueError(
+            f"this checkpoint unpacks to {sizes}, over the limit of "
+            f"{MAX_CHECKPOINT_BYTES // 2**20:,} MB; it is not opened"
+        )
+    if unpacked > _BOMB_FLOOR and unpacked > MAX_COMPRESSION_RATIO * len(data):
+        raise ValueError(
+            f"this checkpoint unpacks to {sizes}, more than {MAX_COMPRESSION_RATIO}:1; "
+            "torch.save does not compress, so it is not opened. Save the weights again with "
+            "torch.save"
+        )
+
+
 def _is_torchscript(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -156,9 +202,21 @@ def _is_torchscript(data: bytes) -> bool:
 
 def _refused(message: str, data: bytes, kind: str) -> str:
     """Why weights-only loading refused a file, and what to do, in one sentence."""
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
-    what = match.group(1) if match else "not a tensor"
-    if _pickle_bytes(data, kind).find(b"torch.nn.modules") >= 0:
+    # PyTorch words it "Unsupported global: GLOBAL x.y" for a class it does not know, and
+    # "unsupported GLOBAL x.y whose module x is blocked" for os, posix, builtins and the like.
+    match = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", message)
+    found = _pickle_globals(_pickle_bytes(data, kind))
+    what = (
+        match.group(1)
+        if match
+        else next(
+            (name for name in found if not name.startswith(("torch.", "collections."))),
+            "not a tensor",
+        )
+    )
+    # A model pickles its layers as torch.nn.modules classes; a string that merely mentions
+    # them (in a payload's arguments, say) is no model.
+    if any(name.startswith("torch.nn.modules.") for name in found):
         return (
             f"this file holds a whole pickled model ({what}), not a state dict; it is not "
             f"loaded, because unpickling a model can run any code. {_capital(_EXPORT_HINT)}"
@@ -167,6 +225,29 @@ def _refused(message: str, data: bytes, kind: str) -> str:
         f"this file holds Python objects besides tensors (it refers to {what}); it is not "
         f"loaded, because unpickling them could run any code. {_capital(_EXPORT_HINT)}"
     )
+
+
+def _pickle_globals(stream: bytes) -> list[str]:
+    """The "module.name" of every global a pickle stream refers to, read without unpickling.
+
+    A legacy file holds several pickles in a row and then raw tensor bytes; reading stops at
+    the first thing that is not a pickle.
+    """
+    found: list[str] = []
+    buffer = io.BytesIO(stream)
+    try:
+        for _ in range(8):
+            strings: list[str] = []
+            for opcode, arg, _ in pickletools.genops(buffer):
+                if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    found.append(arg.replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except (ValueError, EOFError, IndexError, struct.error):
+        pass  # the end of the pickles, or a damaged one: what was read so far stands
+    return found
 
 
 def _capital(text: str) -> str:
@@ -186,37 +267,94 @@ def _pickle_bytes(data: bytes, kind: str) -> bytes:
 
 
 def _unwrap(raw: Any, notices: list[str]) -> dict[str, torch.Tensor]:
-    """The dict of tensors inside whatever the training script saved around it."""
+    """The dict of tensors inside whatever the training script saved around it.
+
+    A wrapper key (see `WRAPPER_KEYS`) that holds tensors wins over tensors at its own level:
+    PyTorch's ImageNet example saves `best_acc1` as a tensor beside its "state_dict".
+    """
     current = raw
-    for _ in range(4):  # torch.save({"model": {"state_dict": ...}}) is as deep as it gets
+    path: list[str] = []
+    others: list[str] = []
+    stray: list[str] = []
+    for depth in range(MAX_WRAPPER_DEPTH + 1):
         if not isinstance(current, Mapping):
             raise ValueError(
                 f"this checkpoint holds a {type(current).__name__}, not a dict of named "
                 f"tensors; {_EXPORT_HINT}"
             )
-        if any(isinstance(v, torch.Tensor) for v in current.values()):
-            break
-        inner = next((k for k in WRAPPER_KEYS if isinstance(current.get(k), Mapping)), None)
-        if inner is None:
-            keys = ", ".join(map(repr, list(current)[:6])) or "none"
-            raise ValueError(
-                f"this checkpoint has no tensors at its top level and none under "
-                f"{', '.join(map(repr, WRAPPER_KEYS))} (its keys: {keys})"
-            )
-        others = [k for k in current if k != inner]
-        notices.append(
-            f"took the weights from the checkpoint's {inner!r} entry"
-            + (f" (left out: {', '.join(map(str, others[:6]))})" if others else "")
+        remaining = MAX_WRAPPER_DEPTH - depth
+        inner = next(
+            (k for k in WRAPPER_KEYS if remaining and _holds_tensors(current.get(k), remaining)),
+            None,
         )
+        if inner is None:
+            break
+        path.append(repr(inner))
+        others += [str(k) for k in current if k != inner]
+        stray += [str(k) for k in current if k != inner and isinstance(current[k], torch.Tensor)]
         current = current[inner]
+    if path:
+        notices.append(
+            f"took the weights from the checkpoint's {' > '.join(path)} entry"
+            + (f" (left out: {_few(others, 6)})" if others else "")
+            + (f"; the tensors beside it ({_few(stray)}) are not weights" if stray else "")
+        )
 
     tensors = {str(k): v for k, v in current.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        keys = ", ".join(map(repr, list(current)[:6])) or "none"
+        raise ValueError(
+            f"this checkpoint has no tensors at its top level and none under "
+            f"{', '.join(map(repr, WRAPPER_KEYS))}, {MAX_WRAPPER_DEPTH} levels deep at most "
+            f"(its keys: {keys})"
+        )
     dropped = [str(k) for k, v in current.items() if not isinstance(v, torch.Tensor)]
     if dropped:
         notices.append(f"left out {len(dropped)} entries that are not tensors: {_few(dropped)}")
-    if not tensors:
-        raise ValueError("this checkpoint holds no tensors")
     return tensors
+
+
+def _holds_tensors(value: Any, depth: int) -> bool:
+    """Whether `value` is a dict with tensors in it, at most `depth` wrapper levels down."""
+    if not isinstance(value, Mapping):
+        return False
+    if any(isinstance(v, torch.Tensor) for v in value.values()):
+        return True
+    return depth > 1 and any(_holds_tensors(value.get(k), depth - 1) for k in WRAPPER_KEYS)
+
+
+# What no network can load, with what to do instead. Checked before any loading, so the user
+# sees one message instead of PyTorch's error from the middle of load_state_dict.
+_UNLOADABLE = (
+    (
+        lambda t: t.is_meta,
+        "holds no values (meta tensors, shapes only)",
+        "save the weights of a network built on a real device (cpu or cuda)",
+    ),
+    (
+        lambda t: t.layout != torch.strided,
+        "holds sparse tensors",
+        "save them dense, with tensor.to_dense()",
+    ),
+    (
+        lambda t: t.is_quantized,
+        "holds quantized tensors",
+        "save them as floats, with tensor.dequantize()",
+    ),
+    (
+        lambda t: t.is_complex(),
+        "holds complex values",
+        "a ResNet's weights are real numbers; save the network's own state dict",
+    ),
+)
+
+
+def _check_values(state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Refuse tensors that load_state_dict cannot copy into a network, naming a few."""
+    for test, what, fix in _UNLOADABLE:
+        bad = [key for key, value in state_dict.items() if test(value)]
+        if bad:
+            raise ValueError(f"this checkpoint {what} ({_few(bad, 3)}); {fix}")
 
 
 def _strip_prefixes(state_dict: dict[str, torch.Tensor], notices: list[str]) -> dict[str, Any]:

@@ -386,6 +386,17 @@ def test_activations_grad_cam_zero_fc_checkpoint_gives_finite_zeros(tmp_path: Pa
     assert result.peak == 0.0
 
 
+@pytest.mark.parametrize(("value", "what"), [(float("nan"), "NaN"), (float("inf"), "infinite")])
+def test_activations_grad_cam_non_finite_outputs_refused(value: float, what: str) -> None:
+    model = build_model("resnet20", seed=0)
+    with torch.no_grad():
+        model.fc.bias[3] = value
+
+    with pytest.raises(ValueError, match=f"outputs are not finite \\({what}\\); the weights"):
+        grad_cam(model, cifar_input())
+    assert hooks_left(model) == 0
+
+
 def test_activations_grad_cam_bad_class_and_layer() -> None:
     model = build_model("resnet20")
 

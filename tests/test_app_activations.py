@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -262,3 +263,59 @@ def test_activations_layer_choices_keep_each_call_apart() -> None:
         "layer2.0.downsample.1",
         "layer2.0.relu (2)",
     ]
+
+
+@pytest.mark.filterwarnings("ignore:input 32x32 leaves")
+def test_activations_page_one_channel_and_one_by_one_maps_draw_no_slider() -> None:
+    # Stem width 1 gives a 1-channel stem; at 32 px the last stage's maps are 1x1. Streamlit
+    # refuses a slider whose minimum is its maximum.
+    token = "resnet18~w-1.2.4.8~sw-1"
+    at = _page(token)
+    at.slider(key="act_size_imagenet").set_value(32).run()
+
+    at.selectbox(key=f"act_stage_{token}").select("stem").run()
+    at.selectbox(key=f"act_rf_layer_{token}").select("layer4").run()
+
+    assert not at.exception
+    assert any(c.value == "1 channel" for c in at.caption)
+    assert any(c.value.startswith("Row 0: the map has only one") for c in at.caption)
+    assert any(c.value.startswith("Column 0: the map has only one") for c in at.caption)
+    assert any(c.startswith("layer4 at (0, 0)") for c in _captions(at))
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        lambda: build_model("resnet20", device="meta").state_dict(),
+        lambda: {
+            k: v.to_sparse() if k == "fc.weight" else v
+            for k, v in build_model("resnet20", seed=0).state_dict().items()
+        },
+    ],
+    ids=["meta", "sparse"],
+)
+def test_activations_page_unloadable_checkpoint_is_a_message(saved: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(saved(), buffer)
+
+    at = _upload_checkpoint(_page("resnet20"), "odd.pth", buffer.getvalue())
+
+    assert not at.exception
+    assert any(e.value.startswith("odd.pth: this checkpoint holds") for e in at.error)
+    assert not at.success
+
+
+def test_activations_page_any_load_failure_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object) -> None:
+        raise RuntimeError("Error(s) in loading state_dict for ResNet:\n\tsomething")
+
+    monkeypatch.setattr(activation_data, "load_state_dict", fail)
+    data, _ = _state_dict_bytes("resnet20", seed=11)
+
+    at = _upload_checkpoint(_page("resnet20"), "r20.pth", data)
+
+    assert not at.exception
+    assert any(
+        e.value == "r20.pth was not loaded: Error(s) in loading state_dict for ResNet:"
+        for e in at.error
+    )

@@ -479,3 +479,75 @@ def test_cli_published_weights_come_from_the_cache(
     assert json.loads(capsys.readouterr().out)["weights"] == str(cached)
     assert main([*argv, "--weights", "IMAGENET1K_V2", "--layer", "conv1", "--format", "json"]) == 2
     assert "publishes no IMAGENET1K_V2 weights for 'resnet18'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def nan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """resnet20 whose first convolution is NaN: every map and output after it is NaN."""
+    state = build_model("resnet20", seed=0).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], float("nan"))
+    path = tmp_path_factory.mktemp("weights") / "nan.pth"
+    torch.save(state, path)
+    return path
+
+
+def _no_nan_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_cli_activations_json_has_null_for_non_finite_values(
+    nan_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["activations", str(ASSETS / "coffee.png"), "--weights", str(nan_checkpoint)]
+
+    assert main([*argv, "--layer", "conv1", "--format", "json"]) == 0
+
+    captured = capsys.readouterr()
+    report = json.loads(captured.out, parse_constant=_no_nan_constant)
+    assert report["channels"][0]["mean"] is None
+    assert "the network output non-finite values (NaN or infinity)" in captured.err
+
+
+def test_cli_cam_with_non_finite_outputs_is_an_error(
+    nan_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["cam", str(ASSETS / "coffee.png"), "--weights", str(nan_checkpoint)]
+
+    assert main([*argv, "-o", str(tmp_path / "cam.png")]) == 2
+
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        "resnet-viz: error: the network's outputs are not finite (NaN); the weights are broken"
+    )
+    assert not (tmp_path / "cam.png").exists()
+
+
+@pytest.mark.parametrize("command", ["activations", "cam"])
+def test_cli_png_on_standard_output_carries_nothing_else(
+    command: str, resnet20_checkpoint: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    argv = [command, str(ASSETS / "coffee.png"), "--weights", str(resnet20_checkpoint)]
+    if command == "activations":
+        argv += ["--layer", "conv1"]
+
+    assert main([*argv, "-o", "-"]) == 0
+
+    captured = capsysbinary.readouterr()
+    assert captured.out.startswith(b"\x89PNG\r\n\x1a\n") and captured.out.endswith(
+        b"IEND\xaeB`\x82"
+    )
+    assert b"-> -" in captured.err
+
+
+def test_cli_png_and_json_cannot_share_standard_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["activations", str(ASSETS / "coffee.png"), "--model", "resnet20", "--layer", "conv1"]
+
+    assert main([*argv, "--format", "json", "-o", "-"]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[-1].startswith(
+        "resnet-viz: error: standard output can carry the PNG or the JSON, not both"
+    )

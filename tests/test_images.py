@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from resnet_viz import images
 from resnet_viz.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -232,6 +234,59 @@ def test_images_pixel_limit_is_a_parameter() -> None:
     with pytest.raises(ValueError, match="10,000 pixels, over the limit of 9,999"):
         load_image(data, max_pixels=9_999)
     assert load_image(data, max_pixels=10_000).size == (100, 100)
+
+
+def _whole_picture_gray(values: np.ndarray, divisor: float, factor: float) -> np.ndarray:
+    """The conversion applied to the whole picture at once, as it was before bands."""
+    finite = values[np.isfinite(values)]
+    low = float(finite.min())
+    scaled = np.nan_to_num((values - low) / divisor * factor, nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def test_images_wide_range_pixels_are_stretched_band_by_band_as_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(images, "_BAND_PIXELS", 40)  # 4 rows of 11 pixels: 6 bands
+    values = np.linspace(-3.0, 5.0, 23 * 11, dtype=np.float32).reshape(23, 11)
+    values[0, 0], values[5, 3], values[22, 10] = np.nan, np.inf, -np.inf
+    finite = values[np.isfinite(values)]
+    span = float(finite.max()) - float(finite.min())
+
+    photo = load_image(encode(Image.fromarray(values), "TIFF"))
+
+    gray = np.asarray(photo.image)[:, :, 0]
+    assert np.array_equal(gray, _whole_picture_gray(values.astype(np.float64), span, 255.0))
+    assert any("stretched to 0..255" in notice for notice in photo.notices)
+
+
+def test_images_sixteen_bit_gradient_scaled_by_value_in_bands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(images, "_BAND_PIXELS", 64)
+    values = np.linspace(0, 65535, 31 * 17).astype(np.uint16).reshape(31, 17)
+
+    gray = np.asarray(load_image(encode(Image.fromarray(values), "PNG")).image)[:, :, 0]
+
+    assert np.array_equal(gray, np.rint(values / 257.0).astype(np.uint8))
+
+
+def test_images_sixteen_bit_conversion_works_in_small_bands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 1000 x 1000 16-bit pixels: converted whole in float64, the work arrays took 8 MB each.
+    monkeypatch.setattr(images, "_BAND_PIXELS", 10_000)
+    picture = Image.fromarray(np.full((1000, 1000), 51400, dtype=np.uint16))
+
+    tracemalloc.start()
+    try:
+        gray = images._scaled_gray(picture, [])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert gray.getpixel((0, 0)) == 200
+    assert peak < 1_000_000 + 10 * 10_000 * 8  # the 8-bit result and a few bands' floats
 
 
 def test_images_missing_path_says_so(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import pathlib
 import pickle
 import socket
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,9 @@ import torch
 from conftest import deterministic_state_dict, preset_of, reference, reference_index
 from safetensors.torch import save as save_safetensors
 
-from resnet_viz import FAMILIES, PRESETS, build_model
+from resnet_viz import FAMILIES, PRESETS, build_model, weights
 from resnet_viz.weights import (
+    MAX_WRAPPER_DEPTH,
     PublishedWeights,
     WeightsMismatchError,
     cached_weights_path,
@@ -133,6 +136,37 @@ def test_weights_malicious_pickle_leaves_no_file(tmp_path: Path, form: str) -> N
     assert not target.exists()
 
 
+class _Mentions:
+    """Unpickles to a harmless call whose argument mentions torch.nn.modules."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.path.exists, ("torch.nn.modules.conv",))
+
+
+class _Blocked:
+    """Unpickles to a call into a module PyTorch blocks outright (posix on Linux)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [(_Mentions(), f"{os.path.exists.__module__}.exists"), (_Blocked(), f"{os.name}.getcwd")],
+    ids=["mentions-torch-nn", "blocked-module"],
+)
+def test_weights_refused_global_is_named_and_no_model_is_invented(
+    payload: Any, name: str, legacy: bool
+) -> None:
+    data = torch_bytes({"conv1.weight": torch.zeros(1), "x": payload}, legacy)
+
+    with pytest.raises(ValueError) as error:
+        read_checkpoint(data)
+
+    assert f"holds Python objects besides tensors (it refers to {name})" in str(error.value)
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_weights_whole_model_says_how_to_export(legacy: bool) -> None:
     data = torch_bytes(build_model("resnet20"), legacy)
@@ -183,6 +217,115 @@ def test_weights_truncated_safetensors() -> None:
 def test_weights_containers_without_tensors(saved: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         read_checkpoint(torch_bytes(saved))
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        # PyTorch's ImageNet example: a tensor (best_acc1) beside the wrapped weights.
+        lambda sd: {
+            "epoch": 5,
+            "arch": "resnet20",
+            "state_dict": {"module." + k: v for k, v in sd.items()},
+            "best_acc1": torch.tensor(76.1),
+            "optimizer": {"state": {}, "param_groups": []},
+        },
+        lambda sd: {"epoch": torch.tensor(5), "state_dict": sd},
+        lambda sd: {"model": {"model": {"model": {"state_dict": {"model": sd}}}}},
+        lambda sd: {"state_dict_ema": sd, "epoch": 3},
+    ],
+    ids=["imagenet-example", "tensor-epoch", "nested", "ema"],
+)
+def test_weights_wrapper_wins_over_stray_tensors_and_nests(saved: Any) -> None:
+    weights = recipe_weights("resnet20")
+
+    checkpoint = read_checkpoint(torch_bytes(saved(weights)))
+
+    assert list(checkpoint.state_dict) == list(weights)
+    assert any(n.startswith("took the weights from") for n in checkpoint.notices)
+
+
+def test_weights_stray_tensors_beside_a_wrapper_are_named() -> None:
+    saved = {"state_dict": recipe_weights("resnet20"), "best_acc1": torch.tensor(76.1)}
+
+    notices = read_checkpoint(torch_bytes(saved)).notices
+
+    assert "the tensors beside it (best_acc1) are not weights" in notices[0]
+
+
+def test_weights_wrappers_deeper_than_the_limit_are_refused() -> None:
+    saved: Any = {"conv1.weight": torch.zeros(1)}
+    for _ in range(MAX_WRAPPER_DEPTH + 1):
+        saved = {"model": saved}
+
+    with pytest.raises(ValueError, match=f"{MAX_WRAPPER_DEPTH} levels deep at most"):
+        read_checkpoint(torch_bytes(saved))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda sd: build_model("resnet20", device="meta").state_dict(), "no values \\(meta"),
+        (lambda sd: {**sd, "fc.weight": sd["fc.weight"].to_sparse()}, "sparse tensors"),
+        (lambda sd: {k: v.to(torch.complex64) for k, v in sd.items()}, "complex values"),
+    ],
+    ids=["meta", "sparse", "complex"],
+)
+def test_weights_unloadable_tensors_refused_before_loading(change: Any, message: str) -> None:
+    data = torch_bytes(change(build_model("resnet20", seed=0).state_dict()))
+
+    with pytest.raises(ValueError, match=message) as error:
+        load_checkpoint(data)
+
+    assert len(str(error.value).splitlines()) == 1
+
+
+def _zip_of_zeros(path: Path, megabytes: int) -> None:
+    """A deflated zip, shaped like torch.save's, whose one entry inflates to `megabytes` MB."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("archive/data/0", "w", force_zip64=True) as entry:
+            chunk = bytes(2**20)
+            for _ in range(megabytes):
+                entry.write(chunk)
+
+
+def test_weights_zip_bomb_refused_by_compression_ratio(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.pth"
+    _zip_of_zeros(path, 60)  # about 60 KB on disk
+
+    with pytest.raises(ValueError, match="unpacks to 60 MB .* more than 100:1"):
+        read_checkpoint(path)
+
+
+def test_weights_unpacked_size_over_the_limit_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(weights, "MAX_CHECKPOINT_BYTES", 2 * 2**20)
+    path = tmp_path / "big.pth"
+    _zip_of_zeros(path, 3)
+
+    with pytest.raises(ValueError, match="unpacks to 3 MB .* over the limit of 2 MB"):
+        read_checkpoint(path)
+
+
+def test_weights_file_over_the_limit_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(weights, "MAX_CHECKPOINT_BYTES", 2**20)
+    path = tmp_path / "big.pth"
+    path.write_bytes(torch_bytes({"x": torch.zeros(2**19)}))  # 2 MB
+
+    with pytest.raises(ValueError, match="over the limit of 1 MB"):
+        read_checkpoint(path)
+
+
+def test_weights_safetensors_offsets_past_the_end_refused() -> None:
+    data = bytearray(save_safetensors({"x": torch.zeros(4)}))
+    header_length = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + header_length].replace(b"[0,16]", b"[0,99]")
+
+    with pytest.raises(ValueError, match="safetensors file is damaged"):
+        read_checkpoint(bytes(data[:8] + header + data[8 + header_length :]))
 
 
 # -- configuration inference ------------------------------------------------------------
