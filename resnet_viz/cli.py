@@ -352,8 +352,42 @@ DEFAULT_MODEL = "resnet18"
 _PUBLISHED = re.compile(r"^IMAGENET1K_V\d+$", re.IGNORECASE)
 
 
+def _channel_list(text: str | None) -> list[int] | None:
+    """--channels "0,5,7": whole numbers, each once, in the order given."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if not all(re.fullmatch(r"\d+", part) for part in parts):
+        raise ValueError(
+            f"--channels takes channel numbers separated by commas, such as 0,5,7; got {text!r}"
+        )
+    return list(dict.fromkeys(int(part) for part in parts))
+
+
+def _alpha(value: str) -> float:
+    try:
+        alpha = float(value)
+    except ValueError:
+        alpha = math.nan
+    if not 0 <= alpha <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a strength from 0 to 1")
+    return alpha
+
+
+def _image_device(value: str) -> str:
+    if value.strip().lower() == "meta":
+        raise argparse.ArgumentTypeError(
+            "meta holds no values, so there are no maps to show; use cpu, cuda or mps"
+        )
+    return value
+
+
+# Notes wait until the command has succeeded: a failing command prints its one error line only.
+_NOTES: list[str] = []
+
+
 def _note(message: str) -> None:
-    print(f"resnet-viz: note: {message}", file=sys.stderr)
+    _NOTES.append(message)
 
 
 def _load_network(args: argparse.Namespace) -> tuple[ResNet, int | None]:
@@ -393,7 +427,12 @@ def _load_network(args: argparse.Namespace) -> tuple[ResNet, int | None]:
             )
         entry = entries[0]
         if not cached_weights_path(entry).exists():
-            _note(f"fetching {entry.name} for {preset} from {entry.url} into the torch hub cache")
+            # Said at once, before the download starts.
+            print(
+                f"resnet-viz: fetching {entry.name} for {preset} from {entry.url} into the torch "
+                "hub cache",
+                file=sys.stderr,
+            )
         source, resize = fetch_published_weights(entry), entry.resize_size
     loaded = load_checkpoint(source, config=requested, device=args.device)
     for notice in loaded.notices:
@@ -432,11 +471,11 @@ def _cmd_activations(args: argparse.Namespace) -> int:
         raise ValueError(
             "standard output can carry the PNG or the JSON, not both; give -o FILE.png"
         )
+    channels = _channel_list(args.channels)  # before any work, so a typo fails at once
     model, resize = _load_network(args)
     _, prepared = _photo_input(args, model, resize)
     key = parse_layer(args.layer)
     maps = capture(model, prepared.tensor, [key]).outputs[key]
-    channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     grid = feature_grid(maps, top_k=args.top_k, channels=channels, normalisation=args.normalise)
     if args.output:
         weights = model.weights_source or f"random weights (seed {args.seed})"
@@ -539,7 +578,9 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="crop size, or the short side with --recipe whole (default 224; 32 for CIFAR nets)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument(
+        "--device", type=_image_device, default="cpu", help="cpu (default), cuda or mps"
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -695,7 +736,7 @@ def _make_parser() -> argparse.ArgumentParser:
         default=None,
         help="the class to explain (default: the most probable)",
     )
-    cam.add_argument("--alpha", type=float, default=0.5, help="strength of the colours (0.5)")
+    cam.add_argument("--alpha", type=_alpha, default=0.5, help="strength of the colours (0.5)")
     cam.add_argument("-o", "--output", required=True, help="where to write the PNG overlay")
     cam.set_defaults(handler=_cmd_cam)
     return parser
@@ -707,9 +748,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _NOTES.clear()
     try:
         status = int(args.handler(args))
         sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        for message in _NOTES:
+            print(f"resnet-viz: note: {message}", file=sys.stderr)
         return status
     except ValueError as err:
         print(f"resnet-viz: error: {err}", file=sys.stderr)

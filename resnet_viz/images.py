@@ -301,16 +301,25 @@ def prepare(
         image = image.convert("RGB")
     width, height = image.size
     if recipe == "torchvision":
+        largest = MAX_SIDE * CROP_SIZE // RESIZE_SIZE
         crop = _side(size if size is not None else CROP_SIZE, "size")
+        if resize is None and crop > largest:
+            raise ValueError(
+                f"size {crop} is too large for the centre-crop recipe, which first resizes to "
+                f"{RESIZE_SIZE}/{CROP_SIZE} of it; the largest is {largest}"
+            )
         short = round(crop * RESIZE_SIZE / CROP_SIZE) if resize is None else resize
         if _side(short, "resize") < crop:
             raise ValueError(f"resize ({short}) must be at least the crop size ({crop})")
-        resized, (new_w, new_h) = _resize_short_side(image, short)
+        # Only the middle is kept: a very long photo loses its far ends before the resize,
+        # so that the resized picture stays within MAX_SIDE. Ordinary photos are not touched.
+        source, (dx, dy) = _middle(image, short)
+        resized, (new_w, new_h) = _resize_short_side(source, short)
         # Centre crop, rounding as torchvision does.
         left, top = int(round((new_w - crop) / 2)), int(round((new_h - crop) / 2))
         picture = resized.crop((left, top, left + crop, top + crop))
-        sx, sy = width / new_w, height / new_h
-        box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+        sx, sy = source.width / new_w, source.height / new_h
+        box = (dx + left * sx, dy + top * sy, dx + (left + crop) * sx, dy + (top + crop) * sy)
     elif recipe == "whole":
         if isinstance(size, (tuple, list)):
             target_h, target_w = (_side(s, "size") for s in size)
@@ -358,6 +367,19 @@ def _side(value: object, name: str) -> int:
     return value
 
 
+def _middle(image: Image.Image, short: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The middle of `image` that, resized to a short side of `short`, fits in MAX_SIDE."""
+    width, height = image.size
+    keep = math.floor(min(width, height) * MAX_SIDE / short)
+    if max(width, height) <= keep:
+        return image, (0, 0)
+    if width > height:
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height)), (left, 0)
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep)), (0, top)
+
+
 def _resize_short_side(image: Image.Image, short: int) -> tuple[Image.Image, tuple[int, int]]:
     """Resize so the short side is `short`; the long side is truncated, as torchvision does."""
     width, height = image.size
@@ -367,8 +389,9 @@ def _resize_short_side(image: Image.Image, short: int) -> tuple[Image.Image, tup
         new_w, new_h = int(short * width / height), short
     if max(new_w, new_h) > MAX_SIDE:
         raise ValueError(
-            f"this photo ({width} x {height}) is so elongated that its long side would be "
-            f"{max(new_w, new_h)} pixels, over {MAX_SIDE}; crop it or use the centre-crop recipe"
+            f"resized to a short side of {short}, this {width} x {height} photo would be "
+            f"{new_w} x {new_h}, over {MAX_SIDE} pixels a side; choose a smaller size, or the "
+            "centre-crop recipe"
         )
     # Pillow's bilinear filter widens when shrinking (antialiasing), like torchvision's resize.
     return image.resize((new_w, new_h), Image.Resampling.BILINEAR), (new_w, new_h)

@@ -551,3 +551,41 @@ def test_cli_png_and_json_cannot_share_standard_output(
     assert captured.err.splitlines()[-1].startswith(
         "resnet-viz: error: standard output can carry the PNG or the JSON, not both"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--channels", "a"], "--channels takes channel numbers separated by commas"),
+        (["--channels", "1,,2"], "--channels takes channel numbers separated by commas"),
+        (["--channels", "1.5"], "--channels takes channel numbers separated by commas"),
+        (["--device", "meta"], "meta holds no values"),
+        (["--top-k", "0"], "top-k must be a positive whole number"),
+        (["--layer", "layer9"], "no layer named 'layer9'"),
+    ],
+)
+def test_cli_activations_bad_options_are_one_line(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["activations", str(ASSETS / "chelsea.png"), "--layer", "layer1", "--size", "64"]
+    try:
+        status = main([*argv, "--format", "json", *extra])
+    except SystemExit as stop:  # argparse's own errors
+        status = int(stop.code or 0)
+
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1  # the random-weights note waits for success
+
+
+@pytest.mark.parametrize("alpha", ["nan", "-5", "10", "inf"])
+def test_cli_cam_alpha_is_a_strength(alpha: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["cam", str(ASSETS / "chelsea.png"), "--weights", "x.pth", "--alpha", alpha])
+    assert "is not a strength from 0 to 1" in capsys.readouterr().err
+
+
+def test_cli_activations_channels_once_each_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["activations", str(ASSETS / "chelsea.png"), "--layer", "layer1", "--size", "64"]
+    assert main([*argv, "--format", "json", "--channels", "3,3,1"]) == 0
+    assert json.loads(capsys.readouterr().out)["shown_channels"] == [3, 1]

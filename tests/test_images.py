@@ -354,3 +354,35 @@ def test_images_v2_resize_and_gray_input() -> None:
 def test_images_prepare_rejects_bad_options(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         prepare(Image.new("RGB", (300, 300)), **kwargs)  # type: ignore[arg-type]
+
+
+def test_images_a_very_long_photo_keeps_its_middle_for_the_centre_crop() -> None:
+    from PIL import Image
+
+    from resnet_viz.images import prepare
+
+    photo = Image.new("RGB", (100, 2000), (10, 20, 30))
+    photo.paste((200, 0, 0), (0, 990, 100, 1010))  # a red band across the middle
+    prepared = prepare(photo)
+    assert prepared.tensor.shape == (1, 3, 224, 224)
+    left, top, right, bottom = prepared.crop_box
+    assert (left, right) == pytest.approx((6.25, 93.75)) and (top + bottom) / 2 == 1000
+    # The band is in the middle rows of what the network sees.
+    middle = prepared.tensor[0, 0, 112]
+    assert float(middle.mean()) > float(prepared.tensor[0, 0, 0].mean())
+
+
+@pytest.mark.parametrize(
+    ("recipe", "size", "message"),
+    [
+        ("whole", 4096, "would be 5461 x 4096, over 4096 pixels a side; choose a smaller size"),
+        ("torchvision", 4000, "size 4000 is too large for the centre-crop recipe"),
+    ],
+)
+def test_images_sizes_too_large_say_which(recipe: str, size: int, message: str) -> None:
+    from PIL import Image
+
+    from resnet_viz.images import prepare
+
+    with pytest.raises(ValueError, match=message):
+        prepare(Image.new("RGB", (400, 300)), recipe, size)
