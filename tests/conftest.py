@@ -71,6 +71,16 @@ needs_graphviz = pytest.mark.skipif(
 )
 
 
+def cli_status(argv: list[str]) -> int:
+    """The command line's exit status, also for argparse's own errors (which raise SystemExit)."""
+    from resnet_viz.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli_status
 from PIL import Image
 
 from resnet_viz import PRESETS, ResNetConfig, build_model
@@ -427,10 +428,7 @@ def test_cli_unknown_layer_says_where_to_find_names(capsys: pytest.CaptureFixtur
 def test_cli_image_commands_usage(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    try:
-        status = main(argv)
-    except SystemExit as stop:  # argparse's own errors
-        status = int(stop.code or 0)
+    status = cli_status(argv)
 
     assert status == 2
     err = capsys.readouterr().err
@@ -568,10 +566,7 @@ def test_cli_activations_bad_options_are_one_line(
     extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["activations", str(ASSETS / "chelsea.png"), "--layer", "layer1", "--size", "64"]
-    try:
-        status = main([*argv, "--format", "json", *extra])
-    except SystemExit as stop:  # argparse's own errors
-        status = int(stop.code or 0)
+    status = cli_status([*argv, "--format", "json", *extra])
 
     assert status == 2
     err = capsys.readouterr().err

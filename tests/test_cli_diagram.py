@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import needs_graphviz
+from conftest import cli_status, needs_graphviz
 
 from resnet_viz import analyze
 from resnet_viz.cli import main
@@ -104,10 +104,7 @@ def test_errors_are_one_line_and_leave_files_alone(
     keep.write_text("the user's own file")
     if "-o" not in argv:
         argv = [*argv, "-o", str(keep)]
-    try:
-        status = main(["diagram", "resnet18", *argv])
-    except SystemExit as stop:  # argparse's own errors
-        status = int(stop.code or 0)
+    status = cli_status(["diagram", "resnet18", *argv])
     assert status == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
