@@ -383,7 +383,9 @@ def grid_controls_ui(
         "Enlarge channel",
         list(range(channels)),
         index=primary_top[0],
-        key=f"act_big_{key}",
+        # Keyed by the top channel too: a new photo or new weights bring a new default, where a
+        # widget under a fixed key would keep the first network's pick.
+        key=f"act_big_{key}_{primary_top[0]}",
     )
     return chosen, top_k, str(per), int(big)
 
@@ -425,6 +427,11 @@ def maps_panel_ui(
     """One network's grid, enlarged channel, overlay and statistics for one layer."""
     chosen, top_k, per, big = choice
     channels, height, width = fmap.shape
+    flat_note = ""
+    if height * width == 1 and per == "channel":
+        # One value per channel: its own scale would paint every map the same flat colour.
+        per = "layer"
+        flat_note = " (1x1 maps: one scale for the layer, since per channel would be flat)"
     grid = feature_grid(fmap, top_k, chosen, per)
     # Bigger cells for a few maps, smaller for many: the grid stays about 500 px wide.
     cell = 120 if len(grid.channels) <= 16 else 80
@@ -438,7 +445,7 @@ def maps_panel_ui(
     what = f"top {len(grid.channels)} by mean" if chosen is None else "chosen channels"
     left.image(
         picture,
-        caption=f"{layer}, {channels}x{height}x{width}: {what}, scaled per {per}. "
+        caption=f"{layer}, {channels}x{height}x{width}: {what}, scaled per {per}{flat_note}. "
         f"Weights: {net.label}.",
     )
     left.download_button(

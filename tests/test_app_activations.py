@@ -319,3 +319,18 @@ def test_activations_page_any_load_failure_is_a_message(monkeypatch: pytest.Monk
         e.value == "r20.pth was not loaded: Error(s) in loading state_dict for ResNet:"
         for e in at.error
     )
+
+
+def test_activations_page_one_by_one_maps_share_the_layers_scale() -> None:
+    at = _page("resnet18")
+
+    at.slider(key="act_size_imagenet").set_value(32).run()
+    at.selectbox(key="act_stage_resnet18").select("layer4").run()
+
+    assert not at.exception
+    captions = _captions(at)
+    # At 32 pixels resnet18's last stage is 1x1: per-channel scaling would paint every map flat.
+    assert any(
+        c.startswith("layer4.1") and "512x1x1" in c and "1x1 maps: one scale for the layer" in c
+        for c in captions
+    ), captions
