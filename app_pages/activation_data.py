@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import logging
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -323,8 +324,14 @@ def field_of(
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def analysis_at(token: str, height: int, width: int) -> Analysis:
-    """Shapes at the page's real input size (the shared analysis is at 224 or 32)."""
-    return analyze(ResNetConfig.from_url_token(token), input_size=(height, width))
+    """Shapes at the page's real input size (the shared analysis is at 224 or 32).
+
+    Its warnings (maps shrunk to 1x1 by a small input) stay in `Analysis.warnings`, for the page
+    to show, instead of going to the server's log.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return analyze(ResNetConfig.from_url_token(token), input_size=(height, width))
 
 
 # The effective field's gradient is spiky: scaled by its maximum, one pixel would be bright and

@@ -829,6 +829,8 @@ config = current_config()
 heading = st.empty()
 nets, token, prepared, photo, view, input_key = input_row_ui(config, current_token())
 heading.subheader(f"What {describe(ResNetConfig.from_url_token(token))} does to a photo")
+for message in analysis_at(token, *prepared.input_size).warnings:
+    st.warning(message[:1].upper() + message[1:] + ".")
 try:
     analysis = load_analysis(token)
 except ValueError as err:

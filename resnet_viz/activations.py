@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -691,7 +692,10 @@ def effective_receptive_field(
     peak = heat.max().item()
     heat = heat / peak if peak > 0 else torch.zeros_like(heat)
 
-    record = analyze(model, input_size=tuple(x.shape[-2:])).find(*key)
+    with warnings.catch_warnings():
+        # Only the box is wanted here; small maps are the caller's to warn about.
+        warnings.simplefilter("ignore")
+        record = analyze(model, input_size=tuple(x.shape[-2:])).find(*key)
     size, jump, start = record.receptive_field, record.jump, record.rf_start
     if size is None or jump is None or start is None:
         raise ValueError(f"{layer_label(key)} has no receptive field to draw")

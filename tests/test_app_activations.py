@@ -334,3 +334,12 @@ def test_activations_page_one_by_one_maps_share_the_layers_scale() -> None:
         c.startswith("layer4.1") and "512x1x1" in c and "1x1 maps: one scale for the layer" in c
         for c in captions
     ), captions
+
+
+def test_activations_page_warns_when_a_small_input_leaves_1x1_maps() -> None:
+    at = _page("resnet18")
+    assert not any("1x1 maps" in w.value for w in at.warning)
+
+    at.slider(key="act_size_imagenet").set_value(32).run()
+
+    assert any("leaves layer4 (stage 4)" in w.value and "1x1 maps" in w.value for w in at.warning)
