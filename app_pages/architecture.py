@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 
 import pandas as pd
@@ -13,15 +12,15 @@ from app_pages.shared import current_analysis, current_config, current_token, lo
 from resnet_viz import PRESETS
 from resnet_viz.analysis import Analysis, shape_arithmetic
 from resnet_viz.diagram import (
+    FALLBACK_TIMEOUT,
     GRAPHVIZ_MISSING,
     LEVELS,
     THEMES,
     LayoutTimeout,
-    Rendered,
     diagram,
     diff_diagram,
     graphviz_available,
-    render_diagram,
+    render,
 )
 from resnet_viz.paper_table import to_csv, to_latex, to_markdown
 from resnet_viz.presets import describe
@@ -41,27 +40,15 @@ MAX_PANEL_HEIGHT = 1100
 PANEL_WIDTH = 1100
 
 
-def _drawn(
-    token: str, compare: str | None, options: tuple[tuple[str, object], ...], level: str
-) -> dict[str, object]:
-    """Keyword arguments for `render_diagram`; `options` are sorted pairs, a cache key."""
-    kwargs = dict(options)
-    kwargs["level"] = level
-    if compare is not None:
-        kwargs["compare"] = load_analysis(compare)
-        kwargs["names"] = (token, compare)
-    return kwargs
-
-
 @st.cache_data(show_spinner=False, max_entries=128)
 def diagram_source(token: str, compare: str | None, options: tuple[tuple[str, object], ...]) -> str:
-    """The DOT text of what was asked for (DOT needs no layout, so it never falls back)."""
+    """The DOT text; `options` are sorted (name, value) pairs, so that they can be a cache key."""
     kwargs = dict(options)
     level = str(kwargs.pop("level"))
     analysis = load_analysis(token)
     if compare is None:
         return diagram(analysis, level, **kwargs).source  # type: ignore[arg-type]
-    kwargs.pop("collapse")
+    kwargs.pop("collapse")  # a difference draws every block, to match them by name
     return diff_diagram(
         analysis,
         load_analysis(compare),
@@ -74,20 +61,33 @@ def diagram_source(token: str, compare: str | None, options: tuple[tuple[str, ob
 @st.cache_data(show_spinner=False, max_entries=128)
 def diagram_file(
     token: str, compare: str | None, options: tuple[tuple[str, object], ...], fmt: str
-) -> Rendered:
-    """SVG, PNG or PDF laid out under the page's time limit, falling back to the stages level
-    with a notice; the download offers what the page shows."""
-    kwargs = dict(options)
-    level = str(kwargs.pop("level"))
-    extra = _drawn(token, compare, options, level)
-    extra.pop("level")
-    return render_diagram(
-        load_analysis(token),
-        level,
-        fmt,
-        timeout=LAYOUT_LIMIT,
-        **extra,  # type: ignore[arg-type]
+) -> bytes:
+    """SVG, PNG or PDF of exactly these options, under the page's time limit.
+
+    A layout that runs out of time raises, and an exception is never cached: one slow moment
+    on a busy server must not leave the stages level standing in for good.
+    """
+    stages = dict(options)["level"] == "stages"
+    limit = max(LAYOUT_LIMIT, FALLBACK_TIMEOUT) if stages else LAYOUT_LIMIT
+    return render(diagram_source(token, compare, options), fmt, timeout=limit)
+
+
+def laid_out(
+    token: str, compare: str | None, options: tuple[tuple[str, object], ...], fmt: str
+) -> tuple[bytes, tuple[tuple[str, object], ...], str | None]:
+    """The picture, the options it was drawn with, and a notice if the stages level stood in."""
+    try:
+        return diagram_file(token, compare, options, fmt), options, None
+    except LayoutTimeout:
+        level = dict(options)["level"]
+        if level == "stages":
+            raise
+    stages = tuple(sorted({**dict(options), "level": "stages"}.items()))
+    notice = (
+        f"The {level}-level diagram took Graphviz longer than {LAYOUT_LIMIT:g} s, so the stages "
+        "level is shown instead (and offered for download)."
     )
+    return diagram_file(token, compare, stages, fmt), stages, notice
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -137,7 +137,7 @@ def show_svg(svg: str) -> None:
         "<body style='margin:0'><div style='overflow:auto; text-align:center'>"
         f"{svg[svg.find('<svg') :]}</div></body></html>"
     )
-    # Safe in a frame: the SVG is Graphviz's, and every label in it was escaped by our code.
+    # Safe in a frame: the SVG is Graphviz's own output, which escapes the text it carries.
     st.iframe(page, height=min(height, MAX_PANEL_HEIGHT))
 
 
@@ -201,40 +201,37 @@ def diagram_ui(analysis: Analysis) -> None:
         st.error(str(err))
         return
 
+    shown = key
     if graphviz_available():
         try:
             with st.spinner("Laying out the diagram..."):
-                shown = diagram_file(token, compare, key, "svg")
-        except (LayoutTimeout, ValueError) as err:
-            st.error(f"{err}. Try the stages level, or collapse identical blocks.")
+                svg, shown, notice = laid_out(token, compare, key, "svg")
+        except (RuntimeError, ValueError) as err:  # LayoutTimeout is a RuntimeError
+            st.error(f"{err}. Graphviz did not produce this diagram; try another level.")
             return
-        if shown.notice:
-            st.info(shown.notice)
-        show_svg(shown.data.decode())
+        if notice:
+            st.info(notice)
+        show_svg(svg.decode())
     else:
-        st.caption(
-            "Drawn by your browser. "
-            + html.escape(GRAPHVIZ_MISSING[0].upper())
-            + GRAPHVIZ_MISSING[1:]
-            + "."
-        )
+        st.caption(f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}{GRAPHVIZ_MISSING[1:]}.")
         st.graphviz_chart(source, width="stretch")
 
     export = st.columns([1, 1, 4])
     fmt = export[0].selectbox("Export as", ["svg", "png", "pdf", "dot"], key="arch_fmt")
-    name = f"{token}_{level}.{fmt}"
+    # The download is what the page shows, the stages level too after a fallback.
+    name = f"{token}_{dict(shown)['level']}.{fmt}"
     if fmt == "dot":
-        export[1].download_button("Download", source, file_name=name, mime="text/vnd.graphviz")
+        dot = diagram_source(token, compare, shown)
+        export[1].download_button("Download", dot, file_name=name, mime="text/vnd.graphviz")
     elif graphviz_available():
         try:
             with st.spinner(f"Preparing the {fmt.upper()}..."):
-                data = diagram_file(token, compare, key, fmt)
-        except (LayoutTimeout, ValueError) as err:
+                data = diagram_file(token, compare, shown, fmt)
+        except (RuntimeError, ValueError) as err:
             export[2].warning(f"{fmt.upper()} could not be made: {err}.")
             return
         mime = {"svg": "image/svg+xml", "png": "image/png", "pdf": "application/pdf"}[fmt]
-        name = f"{token}_{data.level}.{fmt}"
-        export[1].download_button("Download", data.data, file_name=name, mime=mime)
+        export[1].download_button("Download", data, file_name=name, mime=mime)
     else:
         export[2].info(f"{fmt.upper()} needs Graphviz: {GRAPHVIZ_MISSING}.")
 
@@ -254,8 +251,9 @@ def view_3d_ui() -> None:
     st.plotly_chart(figure, width="stretch")
     st.caption(
         "Each box is one output, C deep, H high and W wide, on log scales so that 3x224x224 and "
-        "2048x7x7 both read. Arcs are skip connections; dashed ones go through a shortcut layer "
-        "(a projection, or option A's zero-padding). "
+        "2048x7x7 both read. With boxes for blocks, arcs are skip connections (one for a "
+        "collapsed run); dashed ones go through a shortcut layer (a projection, or option A's "
+        "zero-padding). "
         "Drag to turn, scroll to zoom."
     )
 

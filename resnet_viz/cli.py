@@ -210,9 +210,14 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 
 def _diagram_format(args: argparse.Namespace) -> str:
-    if args.format:
-        return str(args.format)
     suffix = os.path.splitext(args.output or "")[1].lower().lstrip(".")
+    if args.format:
+        if suffix in (*FORMATS, "html") and suffix != args.format:
+            raise ValueError(
+                f"--format {args.format} would write {args.format.upper()} into a .{suffix} "
+                "file; name the file to match, or leave --format out"
+            )
+        return str(args.format)
     if not suffix or args.output == "-":
         return "html" if args.three_d else "svg"
     if suffix == "htm":

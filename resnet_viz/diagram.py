@@ -337,11 +337,15 @@ class _Block:
     def stage(self) -> str:
         return self.name.split(".")[0]
 
+    def _in_shortcut(self, record: LayerRecord) -> bool:
+        prefix = self.name + ".downsample"
+        return record.name == prefix or record.name.startswith(prefix + ".")
+
     def shortcut(self) -> list[LayerRecord]:
-        return [r for r in self.leaves if r.name.startswith(self.name + ".downsample")]
+        return [r for r in self.leaves if self._in_shortcut(r)]
 
     def branch(self) -> list[LayerRecord]:
-        return [r for r in self.leaves if not r.name.startswith(self.name + ".downsample")]
+        return [r for r in self.leaves if not self._in_shortcut(r)]
 
     @property
     def downsamples(self) -> bool:
@@ -355,7 +359,15 @@ class _Block:
         """Equal for blocks that compute the same thing on the same shapes."""
         prefix = len(self.name)
         return tuple(
-            (r.name[prefix:], r.call_index, r.type, r.input_shapes, r.output_shape, r.params)
+            (
+                r.name[prefix:],
+                r.call_index,
+                r.type,
+                r.input_shapes,
+                r.output_shape,
+                r.params,
+                (r.kernel_size, r.stride, r.padding, r.dilation, r.groups),
+            )
             for r in self.leaves
         )
 
@@ -365,12 +377,15 @@ def _ordered(analysis: Analysis) -> list[LayerRecord]:
 
 
 def _blocks(analysis: Analysis) -> list[_Block]:
+    """The blocks in call order, each with its leaves; one pass over the records."""
     records = _ordered(analysis)
-    blocks = [r for r in records if r.block_idx is not None and r.depth == 2]
-    return [
-        _Block(block, [r for r in records if r.is_leaf and r.name.startswith(block.name + ".")])
-        for block in blocks
-    ]
+    blocks = {r.name: _Block(r, []) for r in records if r.block_idx is not None and r.depth == 2}
+    for record in records:
+        if record.is_leaf and record.depth > 2:
+            block = blocks.get(".".join(record.name.split(".")[:2]))
+            if block is not None:
+                block.leaves.append(record)
+    return list(blocks.values())
 
 
 def _runs(blocks: list[_Block], collapse: bool) -> list[list[_Block]]:
@@ -671,7 +686,8 @@ def _addition(
         sc_cluster = f"{block.name}.downsample"
         drawing.clusters[sc_cluster] = _Cluster(sc_cluster, "shortcut", cluster, "shortcut")
         # A pre-activation projection reads the normalised input, the output of the first ReLU.
-        source = block_in if post else f"{branch[1].name}#{branch[1].call_index}"
+        relu = next(r for r in branch if r.type == "ReLU")
+        source = block_in if post else f"{relu.name}#{relu.call_index}"
         first = drawing.add(_leaf_node(shortcut[0], prefix, sc_cluster, counts))
         drawing.link(source, first, _shape_text(shortcut[0].input_shapes[0]), "shortcut")
         end = _chain(drawing, shortcut[1:], first, prefix, sc_cluster, counts)
@@ -903,7 +919,9 @@ def _node_attrs(node: _Node, theme: Theme, faded: bool, lit: bool) -> dict[str, 
     if node.shape != "box":
         attrs["style"] = "filled"
         attrs["margin"] = "0.02"
-    attrs["tooltip"] = node.tooltip or " ".join([node.title, *node.lines]).strip() or node.id
+    attrs["tooltip"] = _plain(
+        node.tooltip or " ".join([node.title, *node.lines]).strip() or node.id
+    )
     if node.stacked:
         attrs["peripheries"] = "2"
     if node.state:

@@ -1,8 +1,9 @@
 """The layered 3D picture of a network: each output a box whose sides follow C, H and W.
 
 This is the drawing people otherwise make by hand for slides. Sides are log-scaled, so that
-3 x 224 x 224 and 2048 x 7 x 7 both read; boxes are coloured by stage, and each residual block
-gets an arc from its input to its output, dashed where the shortcut projects.
+3 x 224 x 224 and 2048 x 7 x 7 both read, and boxes are coloured by stage. At the blocks level
+each residual block (or collapsed run of identical blocks) gets an arc from its input to its
+output, dashed where the shortcut goes through a layer; the layers level draws no arcs.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def figure_3d(
     Args:
         analysis: What `analyze` returned.
         level: "blocks" (the stem's outputs, each block's, the head's) or "layers" (every
-            leaf's output).
+            leaf's output, those of a collapsed run's first block only).
         theme: "light", "dark" or "projector".
         collapse: Draw each run of three or more identical blocks as one box.
     """
