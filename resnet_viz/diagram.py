@@ -32,7 +32,7 @@ from typing import Any
 import graphviz
 
 from resnet_viz.analysis import Analysis, LayerRecord
-from resnet_viz.paper_table import human
+from resnet_viz.paper_table import human, sum_mult_adds, sum_params
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ MIN_COLLAPSED_RUN = 3
 
 _POST_ACTIVATION = ("BasicBlock", "Bottleneck")
 _PRE_ACTIVATION = ("PreActBasicBlock", "PreActBottleneck")
+_KNOWN_BLOCKS = _POST_ACTIVATION + _PRE_ACTIVATION
 
 GRAPHVIZ_MISSING = (
     "the Graphviz program `dot` is not installed, so only DOT text can be produced; install it "
@@ -425,19 +426,19 @@ def _stage_title(stage: str) -> str:
     return f"{stage}  ·  conv{int(stage.removeprefix('layer')) + 1}_x"
 
 
-def _stage_size(analysis: Analysis, stage: str) -> str:
-    height, width = analysis.find(stage).output_shape[-2:]
+def _size_text(record: LayerRecord) -> str:
+    height, width = record.output_shape[-2:]
     return f"{height}×{width}"
 
 
 def _stage_cluster(analysis: Analysis, stage: str) -> _Cluster:
     return _Cluster(
-        stage, _stage_title(stage), None, "stage", (stage,), _stage_size(analysis, stage)
+        stage, _stage_title(stage), None, "stage", (stage,), _size_text(analysis.find(stage))
     )
 
 
 def _is_residual(analysis: Analysis, block: _Block) -> bool:
-    known = block.record.type in _POST_ACTIVATION + _PRE_ACTIVATION
+    known = block.record.type in _KNOWN_BLOCKS
     return known and (analysis.config is None or analysis.config.residual)
 
 
@@ -453,7 +454,7 @@ def _input_node(drawing: _Drawing, analysis: Analysis) -> str:
 
 
 def _stem_and_head(analysis: Analysis) -> tuple[list[LayerRecord], list[LayerRecord]]:
-    leaves = [r for r in _ordered(analysis) if r.is_leaf]
+    leaves = analysis.leaves()
     return [r for r in leaves if r.part == "stem"], [r for r in leaves if r.part == "head"]
 
 
@@ -467,9 +468,8 @@ def _summary_lines(records: Iterable[LayerRecord]) -> list[str]:
 
 
 def _totals(records: Iterable[LayerRecord]) -> tuple[int, int]:
-    leaves = [r for r in records if r.is_leaf]
-    # A module called twice owns its parameters once.
-    return sum(r.params for r in leaves if r.call_index == 0), sum(r.mult_adds for r in leaves)
+    chosen = list(records)
+    return sum_params(chosen), sum_mult_adds(chosen)
 
 
 def _stem_node(drawing: _Drawing, analysis: Analysis, counts: bool) -> str:
@@ -514,7 +514,7 @@ def _stages(analysis: Analysis, counts: bool) -> _Drawing:
     for stage in dict.fromkeys(b.stage for b in blocks):
         members = [b for b in blocks if b.stage == stage]
         record = analysis.find(stage)
-        lines = [f"output {_stage_size(analysis, stage)}"]
+        lines = [f"output {_size_text(record)}"]
         lines += [f"[ {line} ]" for line in _branch_lines(members[-1], with_stride=False)]
         lines.append(f"× {len(members)} block{'s' if len(members) > 1 else ''}")
         if members[0].downsamples:
@@ -594,7 +594,7 @@ def _blocks_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
     return drawing
 
 
-def _leaf_node(record: LayerRecord, prefix: str, cluster: str, counts: bool) -> _Node:
+def _leaf_node(record: LayerRecord, prefix: str, cluster: str | None, counts: bool) -> _Node:
     local = record.name[len(prefix) :] if prefix else record.name
     title = local if record.call_index == 0 else f"{local} ({record.call_index + 1})"
     op = _op_text(record)
@@ -618,7 +618,7 @@ def _chain(
     records: Sequence[LayerRecord],
     tail: str,
     prefix: str,
-    cluster: str,
+    cluster: str | None,
     counts: bool,
 ) -> str:
     for record in records:
@@ -638,7 +638,7 @@ def _block_layers(
         label += f"  ·  × {len(run)}, each with its own skip"
     drawing.clusters[cluster] = _Cluster(cluster, label, block.stage, "block", _run_keys(run))
     prefix = block.name + "."
-    if block.record.type not in _POST_ACTIVATION + _PRE_ACTIVATION:
+    if block.record.type not in _KNOWN_BLOCKS:
         return _chain(drawing, block.leaves, tail, prefix, cluster, counts)
 
     post = block.record.type in _POST_ACTIVATION
@@ -719,10 +719,8 @@ def _layers_level(analysis: Analysis, counts: bool, collapse: bool) -> _Drawing:
 def _chain_only(analysis: Analysis, level: str, counts: bool) -> _Drawing:
     """A module that is not a ResNet of this library: its leaves in call order."""
     drawing = _Drawing(level)
-    leaves = [r for r in _ordered(analysis) if r.is_leaf]
-    tail = _chain(drawing, leaves, _input_node(drawing, analysis), "", "", counts)
-    for node in drawing.nodes.values():
-        node.cluster = None
+    leaves = analysis.leaves()
+    tail = _chain(drawing, leaves, _input_node(drawing, analysis), "", None, counts)
     output = leaves[-1].output_shape
     drawing.add(_Node("output", "io", "output", [_shape_text(output)], ("output",)))
     drawing.link(tail, "output", _shape_text(output))

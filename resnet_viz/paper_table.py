@@ -53,12 +53,12 @@ def _conv_line(record: LayerRecord, groups: int = 1, with_stride: bool = True) -
     return line
 
 
-def _sum_params(records: Sequence[LayerRecord]) -> int:
+def sum_params(records: Sequence[LayerRecord]) -> int:
     # A module called twice owns its parameters once.
     return sum(r.params for r in records if r.is_leaf and r.call_index == 0)
 
 
-def _sum_mult_adds(records: Sequence[LayerRecord]) -> int:
+def sum_mult_adds(records: Sequence[LayerRecord]) -> int:
     return sum(r.mult_adds for r in records if r.is_leaf)
 
 
@@ -93,8 +93,8 @@ def table_rows(analysis: Analysis) -> list[TableRow]:
             name="conv1",
             output_size=_size(stem_body[-1]),
             layers=tuple(_conv_line(r) for r in stem_body if r.type == "Conv2d" and r.is_leaf),
-            params=_sum_params(stem),
-            mult_adds=_sum_mult_adds(stem),
+            params=sum_params(stem),
+            mult_adds=sum_mult_adds(stem),
         )
     ]
 
@@ -113,8 +113,8 @@ def table_rows(analysis: Analysis) -> list[TableRow]:
                 name=f"conv{stage_idx + 2}_x",
                 output_size=_size(stage_record),
                 layers=tuple(layers),
-                params=_sum_params(stage),
-                mult_adds=_sum_mult_adds(stage),
+                params=sum_params(stage),
+                mult_adds=sum_mult_adds(stage),
             )
         )
 
@@ -126,8 +126,8 @@ def table_rows(analysis: Analysis) -> list[TableRow]:
             name="head",
             output_size="1x1",
             layers=tuple(head_layers),
-            params=_sum_params(head),
-            mult_adds=_sum_mult_adds(head),
+            params=sum_params(head),
+            mult_adds=sum_mult_adds(head),
         )
     )
     return rows

@@ -71,6 +71,19 @@ needs_graphviz = pytest.mark.skipif(
 )
 
 
+APP = str(Path(__file__).parent.parent / "app.py")
+
+
+def open_page(page: str, model: str, timeout: float = 60) -> Any:
+    """An AppTest of the app with `model` in the link, switched to `page` (app_pages/...)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.query_params["model"] = model
+    at.run()
+    return at.switch_page(page).run()
+
+
 def cli_status(argv: list[str]) -> int:
     """The command line's exit status, also for argparse's own errors (which raise SystemExit)."""
     from resnet_viz.cli import main

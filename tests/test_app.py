@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import open_page
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).parent.parent / "app.py")
@@ -100,10 +101,7 @@ ARCHITECTURE = "app_pages/architecture.py"
 
 
 def _architecture(model: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["model"] = model
-    at.run()
-    return at.switch_page(ARCHITECTURE).run()
+    return open_page(ARCHITECTURE, model)  # type: ignore[no-any-return]
 
 
 def _diagram_svg(at: AppTest) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import open_page
 from streamlit.testing.v1 import AppTest
 
 from app_pages import activation_data
@@ -27,15 +28,11 @@ from resnet_viz.analysis import analyze
 from resnet_viz.images import load_image, prepare, sample_images
 from resnet_viz.weights import cached_weights_path, published_weights
 
-APP = str(Path(__file__).parent.parent / "app.py")
 PAGE = "app_pages/activations.py"
 
 
 def _page(model: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["model"] = model
-    at.run()
-    return at.switch_page(PAGE).run()
+    return open_page(PAGE, model, timeout=120)  # type: ignore[no-any-return]
 
 
 def _state_dict_bytes(preset: str, seed: int = 7) -> tuple[bytes, dict[str, torch.Tensor]]:
