@@ -30,6 +30,8 @@ pages = [
     st.Page("app_pages/build.py", title="Build", default=True),
     st.Page("app_pages/architecture.py", title="Architecture"),
     st.Page("app_pages/activations.py", title="Activations"),
+    st.Page("app_pages/compute.py", title="Parameters & compute"),
+    st.Page("app_pages/compare.py", title="Compare"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")
