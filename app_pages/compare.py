@@ -128,9 +128,11 @@ def totals_ui(analyses: dict[str, Analysis]) -> None:
                 "FLOPs": a.flops,
                 "depth": config.depth,
                 "input": "x".join(map(str, a.input_size)),
-                "inference memory": byte_text(memory.parameters + memory.buffers
-                                              + memory.inference_peak),
-                "training memory": "n/a" if memory.training_total is None
+                "inference memory": byte_text(
+                    memory.parameters + memory.buffers + memory.inference_peak
+                ),
+                "training memory": "n/a"
+                if memory.training_total is None
                 else byte_text(memory.training_total),
                 "described as": describe(config),
             }
@@ -169,9 +171,12 @@ def diagram_ui(tokens: list[str]) -> None:
     cols = st.columns([2, 2, 3])
     first = cols[0].selectbox("Network A", tokens, index=0, key="compare_a")
     second = cols[1].selectbox("Network B", tokens, index=min(1, len(tokens) - 1), key="compare_b")
-    level = cols[2].segmented_control(
-        "Level", ["stages", "blocks"], default="stages", key="compare_level"
-    ) or "stages"
+    level = (
+        cols[2].segmented_control(
+            "Level", ["stages", "blocks"], default="stages", key="compare_level"
+        )
+        or "stages"
+    )
     if first == second:
         st.info("Pick two different networks to see their difference.")
         return
@@ -186,8 +191,9 @@ def diagram_ui(tokens: list[str]) -> None:
     key = tuple(sorted(options.items()))
     try:
         if not graphviz_available():
-            st.caption(f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}"
-                       f"{GRAPHVIZ_MISSING[1:]}.")
+            st.caption(
+                f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}{GRAPHVIZ_MISSING[1:]}."
+            )
             st.graphviz_chart(diagram_source(first, second, key), width="stretch")
             return
         with st.spinner("Laying out the difference..."):
@@ -253,7 +259,9 @@ def latency_ui(tokens: list[str]) -> None:
             st.error(str(err))
 
     results = st.session_state.get(RESULTS_KEY, {})
-    shown = {t: summarize(results[(t, device, batch)]) for t in tokens if (t, device, batch) in results}
+    shown = {
+        t: summarize(results[(t, device, batch)]) for t in tokens if (t, device, batch) in results
+    }
     if not shown:
         st.caption(
             f"Times one forward pass of each network on {device} at batch {batch}, random "

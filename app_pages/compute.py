@@ -1,4 +1,4 @@
-"""Parameters & compute: where the parameters, the mult-adds and the memory of the chosen network go."""
+"""Parameters & compute: where the chosen network's parameters, mult-adds and memory go."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def memory_ui(token: str, analysis: Analysis) -> None:
         "Training step": memory.training_total,
     }
     cols = st.columns(len(shown))
-    for col, (label, count) in zip(cols, shown.items()):
+    for col, (label, count) in zip(cols, shown.items(), strict=True):
         if count is None:
             col.metric(label, "n/a", help="BatchNorm cannot train on one value per channel")
         else:
@@ -169,7 +169,7 @@ def flops_note() -> None:
     st.markdown(
         "**Mult-adds, MACs and FLOPs.** One mult-add (a multiply-accumulate, MAC) is a multiply "
         "and an add, so it is two floating-point operations: FLOPs = 2 x mult-adds. The ResNet "
-        "paper's \"FLOPs\" row (3.6 x 10^9 for ResNet-34) counts mult-adds, as do torchinfo and "
+        'paper\'s "FLOPs" row (3.6 x 10^9 for ResNet-34) counts mult-adds, as do torchinfo and '
         "most papers' tables; counters such as `torch.utils.flop_counter` and fvcore report twice "
         "the number. This app shows mult-adds, and FLOPs where it says so."
     )

@@ -236,9 +236,7 @@ def latency_figure(results: Mapping[str, LatencySummary], device: str) -> go.Fig
             textposition="inside",
             insidetextanchor="start",  # at the foot of the bar, clear of the whiskers
             marker_color=[PALETTE[i % len(PALETTE)] for i in range(len(names))],
-            customdata=[
-                [s.q1_ms, s.q3_ms, s.min_ms, s.max_ms, s.repeats] for s in summaries
-            ],
+            customdata=[[s.q1_ms, s.q3_ms, s.min_ms, s.max_ms, s.repeats] for s in summaries],
             hovertemplate=(
                 "%{x}: median %{y:.2f} ms<br>quartiles %{customdata[0]:.2f} to "
                 "%{customdata[1]:.2f} ms<br>range %{customdata[2]:.2f} to %{customdata[3]:.2f} ms"

@@ -97,7 +97,9 @@ def cost_tree(analysis: Analysis, root: str = "network") -> list[TreeNode]:
         sums[0] += totals[node][0]
         sums[1] += totals[node][1]
     nodes = [TreeNode(root, "", root, *totals[root])]
-    nodes += [TreeNode(node, parent, label, *totals[node]) for node, (parent, label) in parents.items()]
+    nodes += [
+        TreeNode(node, parent, label, *totals[node]) for node, (parent, label) in parents.items()
+    ]
     return nodes
 
 
@@ -186,7 +188,9 @@ def block_costs(channels: int, size: int) -> tuple[BlockCost, BlockCost]:
     with torch.device("meta"):  # shapes and counts need no weights
         built = (BasicBlock(channels, channels), Bottleneck(channels, width))
     costs = []
-    for name, layers, module in zip(("basic block", "bottleneck"), (basic, bottleneck), built):
+    for name, layers, module in zip(
+        ("basic block", "bottleneck"), (basic, bottleneck), built, strict=True
+    ):
         cost = BlockCost(
             name,
             tuple(layers),
@@ -206,4 +210,3 @@ def _check_against(cost: BlockCost, block: nn.Module, channels: int, size: int) 
             f"the {cost.name} formulas give {cost.params:,} parameters and {cost.mult_adds:,} "
             f"mult-adds, the built block has {params:,} and {analysis.mult_adds:,}"
         )
-

@@ -107,7 +107,9 @@ def _check_args(model: nn.Module, warmup: int, repeats: int) -> None:
         )
     for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_REPEATS:
-            raise ValueError(f"{name} must be an integer from {low} to {MAX_REPEATS}, got {value!r}")
+            raise ValueError(
+                f"{name} must be an integer from {low} to {MAX_REPEATS}, got {value!r}"
+            )
 
 
 def time_forward(

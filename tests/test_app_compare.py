@@ -1,4 +1,4 @@
-"""The Compare page: the choice kept in the link, totals and charts against the analyses, latency."""
+"""The Compare page: the choice kept in the link, totals and charts against analyses, latency."""
 
 from __future__ import annotations
 
@@ -60,12 +60,12 @@ def test_compare_page_totals_and_stages_equal_the_analyses(tokens: list[str]) ->
     assert list(totals["mult-adds"]) == [a.mult_adds for a in analyses]
     assert list(totals["FLOPs"]) == [2 * a.mult_adds for a in analyses]
     params_chart, mult_adds_chart = _charts(at)[:2]
-    for trace, analysis in zip(params_chart["data"], analyses):
+    for trace, analysis in zip(params_chart["data"], analyses, strict=True):
         parts = part_totals(analysis)
         assert trace["x"] == [p.label for p in parts]
         assert trace["y"] == [p.params for p in parts]
         assert sum(trace["y"]) == analysis.total_params
-    for trace, analysis in zip(mult_adds_chart["data"], analyses):
+    for trace, analysis in zip(mult_adds_chart["data"], analyses, strict=True):
         assert sum(trace["y"]) == analysis.mult_adds
     table = next(m.value for m in at.markdown if "conv2_x" in m.value)
     assert all(token in table for token in tokens)

@@ -42,7 +42,7 @@ def test_compute_page_shows_where_the_parameters_go(model: str) -> None:
     assert not at.exception
     treemap, params_bars, mult_adds_bars, memory = _charts(at)
     tree = treemap["data"][0]
-    values = dict(zip(tree["ids"], tree["values"]))
+    values = dict(zip(tree["ids"], tree["values"], strict=True))
     assert values["network"] == analysis.total_params
     expected = _stage_sums(analysis)
     for part, (params, _) in expected.items():
@@ -66,11 +66,15 @@ def test_compute_page_treemap_switches_to_mult_adds() -> None:
 
     assert not at.exception
     tree = _charts(at)[0]["data"][0]
-    values = dict(zip(tree["ids"], tree["values"]))
+    values = dict(zip(tree["ids"], tree["values"], strict=True))
     assert values["network"] == analyze("resnet18").mult_adds
-    assert values["layer1.0"] == values["layer1.0.conv1"] + values["layer1.0.bn1"] + values[
-        "layer1.0.conv2"
-    ] + values["layer1.0.bn2"]
+    assert (
+        values["layer1.0"]
+        == values["layer1.0.conv1"]
+        + values["layer1.0.bn1"]
+        + values["layer1.0.conv2"]
+        + values["layer1.0.bn2"]
+    )
 
 
 def test_compute_page_memory_is_traced_at_the_chosen_batch() -> None:
