@@ -232,7 +232,8 @@ def _measure(tokens: list[str], device: str, batch: int, warmup: int, repeats: i
         check_latency_fits(analysis, device, built=False)
         bar.progress(done / steps, text=f"Building {token} on {device}...")
         model = timed_model(token, device)
-        shape = (batch, analysis.records[0].input_shapes[0][1], *analysis.input_size)
+        channels = ResNetConfig.from_url_token(token).in_channels
+        shape = (batch, channels, *analysis.input_size)
         for progress in time_forward(model, shape, warmup=warmup, repeats=repeats):
             done += 1
             if progress.times_ms:
