@@ -2,7 +2,9 @@
 
 The sidebar picks the network (kept in the link, so a bookmark reopens it); the pages show it:
 Build (headline figures, stages, configuration), Architecture (block diagrams at three
-levels, a 3D view, Table 1 and every layer) and Activations (what each stage does to a photo).
+levels, a 3D view, Table 1 and every layer), Activations (what each stage does to a photo),
+Parameters & compute (where the parameters, mult-adds and memory go) and Compare (two to four
+networks side by side).
 The pages live in app_pages/.
 """
 
@@ -30,6 +32,8 @@ pages = [
     st.Page("app_pages/build.py", title="Build", default=True),
     st.Page("app_pages/architecture.py", title="Architecture"),
     st.Page("app_pages/activations.py", title="Activations"),
+    st.Page("app_pages/compute.py", title="Parameters & compute"),
+    st.Page("app_pages/compare.py", title="Compare"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")

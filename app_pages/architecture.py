@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages.diagram_view import diagram_file, diagram_source, laid_out, show_svg
 from app_pages.shared import current_analysis, current_config, current_token, load_analysis
 from resnet_viz import PRESETS
 from resnet_viz.analysis import Analysis, shape_arithmetic
-from resnet_viz.diagram import (
-    FALLBACK_TIMEOUT,
-    GRAPHVIZ_MISSING,
-    LEVELS,
-    THEMES,
-    LayoutTimeout,
-    diagram,
-    diff_diagram,
-    graphviz_available,
-    render,
-)
+from resnet_viz.diagram import GRAPHVIZ_MISSING, LEVELS, THEMES, graphviz_available
 from resnet_viz.paper_table import to_csv, to_latex, to_markdown
 from resnet_viz.presets import describe
 from resnet_viz.view3d import figure_3d
@@ -32,62 +21,6 @@ LEVEL_HELP = {
     "layers": "every conv, norm, activation, pool and addition, grouped by block and stage",
 }
 NONE = "(none)"
-# Seconds Graphviz may spend on a layout in the page before the stages level stands in.
-LAYOUT_LIMIT = 5.0
-# Taller diagrams scroll inside their panel.
-MAX_PANEL_HEIGHT = 1100
-# About the width of the page's main column on a 1400-pixel screen, in the wide layout.
-PANEL_WIDTH = 1100
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def diagram_source(token: str, compare: str | None, options: tuple[tuple[str, object], ...]) -> str:
-    """The DOT text; `options` are sorted (name, value) pairs, so that they can be a cache key."""
-    kwargs = dict(options)
-    level = str(kwargs.pop("level"))
-    analysis = load_analysis(token)
-    if compare is None:
-        return diagram(analysis, level, **kwargs).source  # type: ignore[arg-type]
-    kwargs.pop("collapse")  # a difference draws every block, to match them by name
-    return diff_diagram(
-        analysis,
-        load_analysis(compare),
-        level,
-        names=(token, compare),
-        **kwargs,  # type: ignore[arg-type]
-    ).source
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def diagram_file(
-    token: str, compare: str | None, options: tuple[tuple[str, object], ...], fmt: str
-) -> bytes:
-    """SVG, PNG or PDF of exactly these options, under the page's time limit.
-
-    A layout that runs out of time raises, and an exception is never cached: one slow moment
-    on a busy server must not leave the stages level standing in for good.
-    """
-    stages = dict(options)["level"] == "stages"
-    limit = max(LAYOUT_LIMIT, FALLBACK_TIMEOUT) if stages else LAYOUT_LIMIT
-    return render(diagram_source(token, compare, options), fmt, timeout=limit)
-
-
-def laid_out(
-    token: str, compare: str | None, options: tuple[tuple[str, object], ...], fmt: str
-) -> tuple[bytes, tuple[tuple[str, object], ...], str | None]:
-    """The picture, the options it was drawn with, and a notice if the stages level stood in."""
-    try:
-        return diagram_file(token, compare, options, fmt), options, None
-    except LayoutTimeout:
-        level = dict(options)["level"]
-        if level == "stages":
-            raise
-    stages = tuple(sorted({**dict(options), "level": "stages"}.items()))
-    notice = (
-        f"The {level}-level diagram took Graphviz longer than {LAYOUT_LIMIT:g} s, so the stages "
-        "level is shown instead (and offered for download)."
-    )
-    return diagram_file(token, compare, stages, fmt), stages, notice
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -117,28 +50,6 @@ def layer_rows(analysis: Analysis) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def show_svg(svg: str) -> None:
-    """The SVG at its own size (labels readable at 100%), in a panel that scrolls.
-
-    A frame rather than Markdown: Streamlit's Markdown and st.html sanitise SVG away, and the
-    frame keeps Graphviz's tooltips, which name every layer on hover.
-    """
-    found = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
-    height = 800
-    if found:
-        width_px, height_px = (float(found.group(i)) * 4 / 3 for i in (1, 2))
-        # A diagram wider than the panel is shrunk to fit (left to right, or a difference
-        # with its key), so that nothing is cut off at the right.
-        height = int(height_px * min(1.0, PANEL_WIDTH / width_px)) + 24
-    page = (
-        "<html><head><style>svg {max-width: 100%; height: auto;}</style></head>"
-        "<body style='margin:0'><div style='overflow:auto; text-align:center'>"
-        f"{svg[svg.find('<svg') :]}</div></body></html>"
-    )
-    # Safe in a frame: the SVG is Graphviz's own output, which escapes the text it carries.
-    st.iframe(page, height=min(height, MAX_PANEL_HEIGHT))
 
 
 def diagram_controls(analysis: Analysis) -> tuple[str, str | None, dict[str, object]]:
