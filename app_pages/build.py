@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from app_pages.knobs import Knob, all_knobs, check, widget_value
+from app_pages.knobs import OPTION_NAMES, Knob, all_knobs, check, widget_value
 from app_pages.shared import (
     InputSettings,
     current_analysis,
@@ -26,12 +26,7 @@ from resnet_viz.export import check_onnx_size, export_onnx
 from resnet_viz.paper_table import human, to_markdown
 from resnet_viz.presets import describe
 
-SHORTCUT_NAMES = {
-    "A": "A: zero-padded identity",
-    "B": "B: projection on change",
-    "C": "C: projection everywhere",
-    "D": "D: avg pool + projection",
-}
+SHORTCUT_NAMES = OPTION_NAMES["shortcut"]
 KNOBS_OF = "knobs_of"  # the token the editor's widgets were last filled from
 KNOB_ERRORS = "knob_errors"
 INPUT_ERRORS = "input_errors"
@@ -60,10 +55,10 @@ def fill_knobs(config: ResNetConfig, token: str) -> None:
     st.session_state[KNOB_ERRORS] = {}
 
 
-def knobs_changed() -> None:
+def knobs_changed(edited: str) -> None:
     """Callback: apply the edited configuration if it is valid, else keep the messages."""
     values = {k.field: st.session_state[knob_key(k.field)] for k in all_knobs()}
-    config, errors = check(values)
+    config, errors = check(values, edited)
     st.session_state[KNOB_ERRORS] = errors
     if config is not None:
         token = config.to_url_token()
@@ -77,15 +72,21 @@ def reset_knobs() -> None:
 
 def knob_widget(knob: Knob) -> None:
     key = knob_key(knob.field)
-    common = {"key": key, "on_change": knobs_changed, "help": knob.help or None}
+    common = {
+        "key": key,
+        "on_change": knobs_changed,
+        "args": (knob.field,),
+        "help": knob.help or None,
+    }
     if knob.kind == "choice":
-        st.selectbox(knob.label, knob.options, **common)
+        names = OPTION_NAMES.get(knob.field, {})
+        st.selectbox(knob.label, knob.options, format_func=lambda v: names.get(v, v), **common)
     elif knob.kind == "bool":
         st.toggle(knob.label, **common)
     elif knob.kind == "int":
         st.number_input(knob.label, step=1, format="%d", **common)
     else:
-        st.text_input(knob.label, **common)
+        st.text_input(knob.label, placeholder=knob.placeholder or None, **common)
     message = st.session_state.get(KNOB_ERRORS, {}).get(knob.field)
     if message:
         st.error(message)
@@ -107,7 +108,8 @@ def editor_ui(config: ResNetConfig, token: str) -> None:
     for index, knob in enumerate(knobs):
         with columns[index // per_column]:
             knob_widget(knob)
-    st.button("Reset the fields to the current model", on_click=reset_knobs, key="knob_reset")
+    if errors:
+        st.button("Reset the fields to the current model", on_click=reset_knobs, key="knob_reset")
 
 
 # -- the input -----------------------------------------------------------------------------
@@ -317,12 +319,16 @@ def downloads_ui(config: ResNetConfig, token: str, input_size: tuple[int, int]) 
 config = current_config()
 token = current_token()
 st.subheader(describe(config))
+# The figures first, so that an edit below shows its effect without scrolling.
+figures = st.container()
 with st.expander("Edit the network", expanded=True):
     editor_ui(config, token)
+st.markdown("**Input**")
 settings = inputs_ui(config)
 analysis = current_analysis()
-headline_ui(config, analysis)
-fits_caption(analysis, settings.device)
+with figures:
+    headline_ui(config, analysis)
+    fits_caption(analysis, settings.device)
 for message in analysis.warnings:
     st.warning(message)
 downloads_ui(config, token, analysis.input_size)

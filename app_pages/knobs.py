@@ -15,6 +15,15 @@ from typing import Any
 
 from resnet_viz.config import BLOCK_TYPES, SHORTCUT_TYPES, STEM_TYPES, ResNetConfig
 
+# How a choice reads in its widget, where the value alone says too little.
+OPTION_NAMES = {
+    "shortcut": {
+        "A": "A: zero-padded identity",
+        "B": "B: projection on change",
+        "C": "C: projection everywhere",
+        "D": "D: avg pool + projection",
+    },
+}
 FIELDS = [f.name for f in dataclasses.fields(ResNetConfig)]
 DEFAULTS = ResNetConfig()
 
@@ -28,6 +37,7 @@ class Knob:
     kind: str
     options: tuple[str, ...] = ()
     help: str = ""
+    placeholder: str = ""
 
 
 KNOBS = [
@@ -55,7 +65,8 @@ KNOBS = [
         "dilated_stages",
         "Dilated stages",
         "ints",
-        help="e.g. 4 for output stride 16; empty for none",
+        help="stages whose stride becomes dilation: 4 for output stride 16, 3,4 for 8",
+        placeholder="none",
     ),
     Knob("zero_init_residual", "Zero-init residual", "bool", help="each block starts as identity"),
     Knob("in_channels", "Input channels", "int"),
@@ -116,17 +127,22 @@ def parse_knob(knob: Knob, raw: Any) -> Any:
     return raw
 
 
-def field_of(message: str) -> str | None:
-    """The field a validation message is about: the first field name it mentions."""
+def field_of(message: str, prefer: str | None = None) -> str | None:
+    """The field a validation message is about: `prefer` (the field just edited) if the message
+    names it, else the first field it names."""
     found = [
         (match.start(), name)
         for name in FIELDS
         if (match := re.search(rf"(?<![\w]){re.escape(name)}(?![a-z_])", message))
     ]
+    if prefer in {name for _, name in found}:
+        return prefer
     return min(found)[1] if found else None
 
 
-def check(values: dict[str, Any]) -> tuple[ResNetConfig | None, dict[str, str]]:
+def check(
+    values: dict[str, Any], edited: str | None = None
+) -> tuple[ResNetConfig | None, dict[str, str]]:
     """The config the widgets' values make, or None and each message by field ("" for none)."""
     knobs = {knob.field: knob for knob in all_knobs()}
     errors: dict[str, str] = {}
@@ -141,4 +157,4 @@ def check(values: dict[str, Any]) -> tuple[ResNetConfig | None, dict[str, str]]:
     try:
         return ResNetConfig(**parsed), {}
     except ValueError as err:
-        return None, {field_of(str(err)) or "": str(err)}
+        return None, {field_of(str(err), edited) or "": str(err)}

@@ -35,6 +35,16 @@ def _column_of(at: AppTest, key: str) -> Any:
     return holding[-1]
 
 
+def _message_after(at: AppTest, key: str) -> str | None:
+    """The error shown right under the widget `key`, if there is one."""
+    nodes = list(_column_of(at, key).children.values())
+    for index, node in enumerate(nodes[:-1]):
+        if getattr(node, "key", None) == key:
+            after = nodes[index + 1]
+            return str(after.value) if after.type == "error" else None
+    return None
+
+
 def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -45,8 +55,8 @@ def test_build_bad_value_shows_its_message_beside_the_field_and_keeps_the_model(
     at.number_input(key="knob_groups").set_value(32).run()
 
     assert not at.exception
-    beside = [e.value for e in _column_of(at, "knob_groups").error]
-    assert any(m.startswith("groups=32 and width_per_group=64") for m in beside)
+    message = _message_after(at, "knob_groups")
+    assert message is not None and message.startswith("groups=32 and width_per_group=64")
     assert at.query_params["model"] == "resnet18"
     assert at.subheader[0].value == "resnet18"
     assert "Not applied" in at.warning[0].value
@@ -186,3 +196,15 @@ def test_build_refuses_onnx_over_the_protobuf_limit() -> None:
     at.button(key="onnx_make").click().run()
 
     assert any("No ONNX file" in e.value and "2 GiB" in e.value for e in at.error)
+
+
+def test_build_message_goes_to_the_field_just_edited_when_it_names_it() -> None:
+    at = _app(model="resnet50")
+
+    at.number_input(key="knob_groups").set_value(32).run()
+
+    # The message names widths first, but it is the groups just typed that broke the limit.
+    message = _message_after(at, "knob_groups")
+    assert message is not None and "bottleneck width 16384" in message
+    assert _message_after(at, "knob_widths") is None
+    assert at.query_params["model"] == "resnet50"
