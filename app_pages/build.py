@@ -282,7 +282,7 @@ def downloads_ui(config: ResNetConfig, token: str, input_size: tuple[int, int]) 
         config.to_json(),
         file_name=f"{name}.json",
         mime="application/json",
-        help="Reads back with `resnet-viz --config FILE` or ResNetConfig.from_json",
+        help="Reads back with `resnet-viz summary FILE` or ResNetConfig.from_json",
     )
     with cols[1]:
         asked = st.session_state.get("onnx_for") == (token, input_size)
