@@ -50,7 +50,14 @@ from app_pages.activation_data import (
     stage_names,
     with_crop_box,
 )
-from app_pages.shared import current_config, current_token, load_analysis, switch_model
+from app_pages.shared import (
+    current_config,
+    current_token,
+    load_analysis,
+    opened_link,
+    switch_model,
+    write_link,
+)
 from resnet_viz import ResNetConfig
 from resnet_viz.activations import (
     ChannelStats,
@@ -144,13 +151,17 @@ def photo_source_ui() -> tuple[str, bytes]:
         st.caption(f"Until a photo is taken, the page shows {SAMPLE_TITLES[DEFAULT_SAMPLE]}.")
     else:
         names = list(samples)
+        # In the link as `sample`; seeded once, like the sidebar's preset (see shared.py).
+        if "act_sample" not in st.session_state:
+            wanted = remembered("sample")
+            st.session_state.act_sample = wanted if wanted in names else DEFAULT_SAMPLE
         name = st.selectbox(
             "Sample",
             names,
-            index=names.index(DEFAULT_SAMPLE),
             key="act_sample",
             format_func=lambda n: SAMPLE_TITLES.get(n, n),
         )
+        remember("sample", name)
         return SAMPLE_TITLES.get(name, name), samples[name].read_bytes()
     return SAMPLE_TITLES[DEFAULT_SAMPLE], samples[DEFAULT_SAMPLE].read_bytes()
 
@@ -310,31 +321,68 @@ def chosen_published(config: ResNetConfig) -> PublishedWeights | None:
 
 
 def layer_picker_ui(analysis: Analysis, token: str) -> tuple[str, str]:
-    """(block, layer): the stage, then the block, then one of its layers."""
+    """(block, layer): the stage, then the block, then one of its layers; in the link as `layer`.
+
+    Each picker's state is seeded before it exists (from the link or the last pick, else the
+    default) and never given an `index`, for the reason in shared.preset_picker_ui.
+    """
     stages = stage_names(analysis)
+    wanted = placement(analysis, remembered("layer"))
+    stage_key = f"act_stage_{token}"
+    if stage_key not in st.session_state:
+        st.session_state[stage_key] = wanted[0] if wanted else default_stage(stages)
     cols = st.columns([2, 2, 3])
     stage = cols[0].selectbox(
         "Stage",
         stages,
-        index=stages.index(default_stage(stages)),
-        key=f"act_stage_{token}",
+        key=stage_key,
         format_func=lambda s: "Stem" if s == STEM else f"Stage {s[5:]} ({s})",
     )
     blocks = block_names(analysis, stage)
-    block = cols[1].selectbox(
-        "Block", blocks, index=len(blocks) - 1, key=f"act_block_{token}_{stage}"
-    )
+    block_key = f"act_block_{token}_{stage}"
+    if block_key not in st.session_state:
+        st.session_state[block_key] = wanted[1] if wanted and wanted[0] == stage else blocks[-1]
+    block = cols[1].selectbox("Block", blocks, key=block_key)
     layers = layer_choices(analysis, block)
+    layer_key = f"act_layer_{token}_{block}"
+    if layer_key not in st.session_state:
+        on_block = wanted and wanted[1] == block
+        st.session_state[layer_key] = wanted[2] if on_block else default_layer(analysis, block)
     layer = cols[2].selectbox(
         "Layer",
         layers,
-        index=layers.index(default_layer(analysis, block)),
-        key=f"act_layer_{token}_{block}",
+        key=layer_key,
         format_func=lambda name: f"{name} (block output)" if name == block != STEM else name,
         help="A module that runs twice (a block's ReLU) appears once per call: "
         "'layer1.0.relu (2)' is its second call.",
     )
+    remember("layer", layer)
     return block, layer
+
+
+def placement(analysis: Analysis, layer: str | None) -> tuple[str, str, str] | None:
+    """(stage, block, layer) of a layer label such as "layer3.5.relu (2)", if it is in there."""
+    if not layer:
+        return None
+    for stage in stage_names(analysis):
+        if stage != STEM and not layer.startswith(stage):
+            continue
+        for block in block_names(analysis, stage):
+            if layer in layer_choices(analysis, block):
+                return stage, block, layer
+    return None
+
+
+def remembered(param: str) -> str | None:
+    """The page's last pick of `param` in this session, else the link's when it opened."""
+    picks = st.session_state.get("act_picks", {})
+    return picks.get(param, opened_link().get(param))  # type: ignore[no-any-return]
+
+
+def remember(param: str, value: str) -> None:
+    """Keep a pick for the session (widget state goes when another page shows) and the link."""
+    st.session_state.setdefault("act_picks", {})[param] = value
+    write_link(param, value)
 
 
 def grid_controls_ui(

@@ -160,3 +160,22 @@ def test_activations_page_shows_maps_for_an_uploaded_photo(
     assert grid.count() >= 3  # the photo, the network's view and the feature maps
     page.get_by_text("layer3.1.relu (2), 256x14x14").first.wait_for()
     page.screenshot(path=str(tmp_path / "activations.png"))
+
+
+def test_switching_pages_keeps_the_view_in_the_link(page: Page, app_url: str) -> None:
+    # Streamlit 1.67 empties the query string when st.navigation switches pages; the app
+    # writes the session's model and input settings back on every run.
+    page.goto(f"{app_url}/?model=resnet18~se-1&batch=4&dtype=float16")
+    _settled(page)
+    page.get_by_role("link", name="Architecture").click()
+    _settled(page)
+    assert "/architecture?model=resnet18~se-1&batch=4&dtype=float16" in page.url
+    page.get_by_role("link", name="Build").click()
+    _settled(page)
+    page.get_by_text("For a batch of 4 at 224x224 in float16").first.wait_for()
+    assert page.get_by_role("heading", name="resnet18 with se=True").count() == 1
+
+    page.goto(f"{app_url}/activations?model=resnet18&sample=coffee&layer=layer2.1.conv1")
+    _settled(page)
+    page.get_by_text("layer2.1.conv1, 128x28x28").first.wait_for()
+    assert "sample=coffee" in page.url and "layer=layer2.1.conv1" in page.url
