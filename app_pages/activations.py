@@ -795,7 +795,12 @@ def input_row_ui(
     """The photo, its preprocessing, the network's view of it and the weights, in one row."""
     source_col, photo_col, view_col, weights_col = st.columns([5, 4, 4, 5], gap="medium")
     with weights_col:
-        nets, shown_token = weights_ui(config, token)
+        try:
+            nets, shown_token = weights_ui(config, token)
+        except ValueError as err:
+            # A network too large for the server's memory: refused before it is built.
+            st.error(f"This network cannot be run here: {err}")
+            st.stop()
     shown_config = ResNetConfig.from_url_token(shown_token)
     with source_col:
         name, data = photo_source_ui()

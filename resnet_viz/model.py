@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from resnet_viz.blocks import BLOCKS, ResidualBlock, conv3x3, make_shortcut
 from resnet_viz.config import ResNetConfig
-from resnet_viz.devices import check_fits, resolve_device
+from resnet_viz.devices import check_fits, out_of_memory_as_error, resolve_device
 from resnet_viz.presets import get_preset, preset_name
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,11 @@ def build_model(
             skeleton = ResNet(config, init_weights=False)
         needed = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
         check_fits(needed, target, f"building {preset_name(config) or 'this network'}")
-    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.device(target):
+    with (
+        out_of_memory_as_error(target, f"building {preset_name(config) or 'this network'}"),
+        torch.random.fork_rng(devices=[], enabled=seed is not None),
+        torch.device(target),
+    ):
         if seed is not None:
             torch.manual_seed(seed)
         # Meta tensors hold no values, so there is nothing to initialise.
