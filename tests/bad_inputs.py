@@ -64,7 +64,8 @@ def _png_header(width: int, height: int) -> bytes:
     chunk = b"IHDR" + header
     ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
     data = zlib.compress(b"\x00" * (1 + 3 * min(width, 64)))
-    idat = struct.pack(">I", len(data)) + b"IDAT" + data + struct.pack(">I", zlib.crc32(b"IDAT" + data))
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + data))
+    idat = struct.pack(">I", len(data)) + b"IDAT" + data + crc
     iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
     return b"\x89PNG\r\n\x1a\n" + ihdr + idat + iend
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import torch
-from bad_inputs import CHECKPOINTS, IMAGES, MARKER, NETWORK, BadFile
+from bad_inputs import CHECKPOINTS, IMAGES, MARKER, NETWORK
 from conftest import open_page
 from streamlit.testing.v1 import AppTest
 
