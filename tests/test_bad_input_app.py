@@ -17,6 +17,7 @@ import torch
 from bad_inputs import CHECKPOINTS, IMAGES, MARKER, NETWORK
 from conftest import open_page
 from streamlit.testing.v1 import AppTest
+from test_images import IMAGE_MATRIX
 
 from app_pages.activation_data import random_network
 from app_pages.activations import CHECKPOINT_TYPES, IMAGE_TYPES
@@ -171,3 +172,23 @@ def test_bad_input_app_out_of_memory_is_a_message(monkeypatch: pytest.MonkeyPatc
 
     assert not at.exception and not _errors(at)
     assert any(c.startswith("layer3") for image in at.get("image") for c in image.captions)
+
+
+def test_bad_input_app_every_image_mode_is_shown() -> None:
+    # Odd but valid pictures (CMYK, 16-bit, float, palette, transparent, animated) are shown,
+    # with a notice where the network sees something other than the file's own pixels.
+    at = open_page(ACTIVATIONS, NETWORK, timeout=120)
+    at.button_group(key="act_source").set_value("upload").run()
+
+    for name, make, fmt, _, notice in IMAGE_MATRIX:
+        at.file_uploader(key="act_upload").set_value((f"{name}.png", make(), "image/png")).run()
+
+        assert not at.exception and not at.error, name
+        assert any(c.startswith(f"{name}.png: 8x6 {fmt}") for c in _captions(at)), name
+        if notice:
+            assert any(notice in i.value for i in at.info), name
+        assert at.tabs, name
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [caption for image in at.get("image") for caption in image.captions]

@@ -22,6 +22,7 @@ from bad_inputs import (
     BadFile,
 )
 from conftest import cli_status
+from test_images import IMAGE_MATRIX
 
 from resnet_viz import PRESETS
 from resnet_viz.images import sample_images
@@ -199,3 +200,27 @@ def test_bad_input_cli_out_of_memory_is_one_line_and_frees(
     assert "smaller input" in line and not out.exists()
     monkeypatch.setattr(ResNet, "forward", real_forward)
     assert cli_status(["activations", CHELSEA, "--layer", "layer1", "-o", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "notice"),
+    [(case[1], case[4]) for case in IMAGE_MATRIX],
+    ids=[case[0] for case in IMAGE_MATRIX],
+)
+def test_bad_input_cli_every_image_mode_runs_through(
+    make: Any, notice: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Odd but valid pictures (CMYK, 16-bit, float, palette, transparent, animated) go through
+    # the whole command; what changed on the way is a note, never an error.
+    image = tmp_path / "odd.img"
+    image.write_bytes(make())
+
+    status = cli_status(
+        ["activations", str(image), "--model", NETWORK, "--layer", "layer1", "--format", "json"]
+    )
+
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert json.loads(out)["shape"] == [1, 16, 32, 32]
+    if notice:
+        assert notice in err and err.startswith("resnet-viz: note: ")
