@@ -97,14 +97,25 @@ class DeviceMemoryError(ValueError):
     """
 
 
-def check_fits(needed: int, device: torch.device, what: str) -> None:
-    """DeviceMemoryError, before anything is allocated, if `needed` bytes will not fit."""
+PASS_ADVICE = (
+    "use a smaller input or batch, or device 'meta', which needs no memory for shapes and counts"
+)
+
+
+def check_fits(needed: int, device: torch.device, what: str, advice: str = PASS_ADVICE) -> None:
+    """DeviceMemoryError, before anything is allocated, if `needed` bytes will not fit.
+
+    Args:
+        needed: Bytes the request will allocate.
+        device: Where.
+        what: The request, for the message: "building resnet50".
+        advice: What to do instead, for the message.
+    """
     free = available_memory(device)
     if free is not None and needed > free:
         raise DeviceMemoryError(
             f"{what} needs about {needed / 2**30:.1f} GiB on {device}, but only "
-            f"{free / 2**30:.1f} GiB is free; use a smaller input or batch, or device 'meta', "
-            "which needs no memory for shapes and counts"
+            f"{free / 2**30:.1f} GiB is free; {advice}"
         )
 
 

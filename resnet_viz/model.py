@@ -206,7 +206,13 @@ def build_model(
         with torch.device("meta"):
             skeleton = ResNet(config, init_weights=False)
         needed = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
-        check_fits(needed, target, f"building {preset_name(config) or 'this network'}")
+        check_fits(
+            needed,
+            target,
+            f"building {preset_name(config) or 'this network'}",
+            "choose fewer or narrower stages, or build it on device 'meta', which needs no "
+            "memory, for shapes and counts",
+        )
     with (
         # One build at a time: the initialisation draws from PyTorch's global generator, so
         # two threads building at once (two sessions of the app) would take each other's

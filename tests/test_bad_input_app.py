@@ -141,7 +141,9 @@ def test_bad_input_app_network_too_big_for_memory() -> None:
 
     assert not at.exception
     message = next(e for e in _errors(at) if "GiB" in e)
-    assert "is free" in message and "smaller" in message
+    assert message.startswith("resnet50 with blocks_per_stage=(50, 50), widths=(8192, 8192) is too")
+    assert "is free; choose fewer or narrower stages" in message
+    assert "Build and Architecture pages show it" in message
     assert not at.tabs
 
 
