@@ -145,8 +145,10 @@ def _estimate(model: nn.Module, shape: tuple[int, ...]) -> _Estimate | None:
     LIMITATION: cached per model object and input shape; a model whose modules are replaced
     after its first pass keeps the old estimate.
     """
-    from resnet_viz.analysis import analyze
+    from resnet_viz.analysis import MAX_BATCH, MAX_INPUT_SIDE, analyze
 
+    if len(shape) != 4 or shape[0] > MAX_BATCH or max(shape[-2:]) > MAX_INPUT_SIDE:
+        return None  # past what the analysis takes; the pass itself may still work
     cached = _ESTIMATES.setdefault(model, {})
     if shape not in cached:
         try:
