@@ -842,8 +842,20 @@ def input_row_ui(
 ) -> tuple[list[Network], str, Prepared, tuple[Image.Image, Prepared], Image.Image, str]:
     """The photo, its preprocessing, the network's view of it and the weights, in one row."""
     source_col, photo_col, view_col, weights_col = st.columns([5, 4, 4, 5], gap="medium")
+    refused: ValueError | None = None
     with weights_col:
-        nets, shown_token = weights_ui(config, token)
+        try:
+            nets, shown_token = weights_ui(config, token)
+        except ValueError as err:
+            refused = err
+    if refused is not None:
+        # A network too large for the server's memory: refused before it is built. Said
+        # across the page, not in the narrow weights column.
+        st.error(
+            f"{describe(config)} is too large to run on this server: {refused}. The Build and "
+            "Architecture pages show it all the same, from its shapes alone."
+        )
+        st.stop()
     shown_config = ResNetConfig.from_url_token(shown_token)
     with source_col:
         name, data = photo_source_ui()

@@ -21,6 +21,7 @@ import difflib
 import logging
 import re
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resnet_viz.blocks import ResidualBlock
+from resnet_viz.devices import available_memory, check_fits, out_of_memory_as_error
 from resnet_viz.images import imagenet_labels
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,65 @@ def _counting_hook(
     return hook
 
 
+# The memory a pass needs, per model and input: (inference peak, kept for backward, output
+# bytes per layer), in float32 bytes. Weak keys, so that a model's entry goes with it.
+_Estimate = tuple[int, "int | None", dict[LayerKey, int]]
+_ESTIMATES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], _Estimate]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _estimate(model: nn.Module, shape: tuple[int, ...]) -> _Estimate | None:
+    """What a pass of `shape` through `model` keeps alive, from the analysis on meta.
+
+    LIMITATION: cached per model object and input shape; a model whose modules are replaced
+    after its first pass keeps the old estimate.
+    """
+    from resnet_viz.analysis import MAX_BATCH, MAX_INPUT_SIDE, analyze
+
+    if len(shape) != 4 or shape[0] > MAX_BATCH or max(shape[-2:]) > MAX_INPUT_SIDE:
+        return None  # past what the analysis takes; the pass itself may still work
+    cached = _ESTIMATES.setdefault(model, {})
+    if shape not in cached:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # small maps are the caller's to warn about
+                analysis = analyze(model, input_size=shape[-2:], batch=shape[0])
+        except (RuntimeError, TypeError, NotImplementedError):
+            # A module the meta trace cannot run; the real pass reports its own error.
+            logger.debug("no memory estimate for %s", type(model).__name__, exc_info=True)
+            return None
+        outputs = {(r.name, r.call_index): r.output_bytes for r in analysis.records}
+        memory = analysis.memory
+        cached[shape] = (memory.inference_peak, memory.training_activations, outputs)
+    return cached[shape]
+
+
+@contextmanager
+def _guarded_pass(
+    model: nn.Module, x: Tensor, what: str, backward: bool = False, kept: Sequence[LayerKey] = ()
+) -> Iterator[None]:
+    """Check that a real pass fits on the model's device, then run it with out-of-memory
+    errors turned into messages (see `devices.out_of_memory_as_error`).
+
+    The estimate is the analysis's inference peak, plus what a backward pass keeps when there
+    is one, plus the outputs kept (`kept`); it leaves out convolution workspaces, which the
+    out-of-memory guard covers.
+    """
+    device = _device_of(model)
+    if device.type != "meta" and available_memory(device) is not None:
+        estimate = _estimate(model, tuple(x.shape))
+        if estimate is not None:
+            peak, training, outputs = estimate
+            needed = peak + sum(outputs.get(key, 0) for key in kept)
+            if backward:
+                needed += training if training is not None else peak
+            scale = next((p.element_size() for p in model.parameters()), 4) / 4
+            check_fits(int(needed * scale), device, what)
+    with out_of_memory_as_error(device, what):
+        yield
+
+
 def _input_on(model: nn.Module, x: Tensor) -> Tensor:
     if x.dim() != 4:
         raise ValueError(f"the input must be (N, C, H, W), got shape {tuple(x.shape)}")
@@ -173,7 +234,11 @@ def capture(model: nn.Module, x: Tensor, layers: Sequence[str | LayerKey]) -> Ca
     for (_, call_index), module in targets.items():
         by_module.setdefault(module, set()).add(call_index)
 
-    with _eval_with_hooks(model) as handles, torch.no_grad():
+    with (
+        _guarded_pass(model, x, "capturing these layers", kept=list(targets)),
+        _eval_with_hooks(model) as handles,
+        torch.no_grad(),
+    ):
         names = {module: key[0] for key, module in targets.items()}
         for module, wanted in by_module.items():
 
@@ -413,7 +478,11 @@ def residual_anatomy(model: nn.Module, x: Tensor, block: str) -> ResidualAnatomy
     def store_input(_: nn.Module, inputs: tuple[Any, ...]) -> None:
         seen.setdefault("x", inputs[0].detach().clone())
 
-    with _eval_with_hooks(model) as handles, torch.no_grad():
+    with (
+        _guarded_pass(model, x, f"taking {block} apart"),
+        _eval_with_hooks(model) as handles,
+        torch.no_grad(),
+    ):
         handles.append(module.register_forward_pre_hook(store_input))
         handles.append(module.register_forward_hook(store("output")))
         handles.append(_branch_end(module).register_forward_hook(store("branch")))
@@ -452,7 +521,11 @@ def residual_response_std(model: nn.Module, x: Tensor) -> list[tuple[str, float]
         if isinstance(module, ResidualBlock)
     ]
     spreads: dict[str, float] = {}
-    with _eval_with_hooks(model) as handles, torch.no_grad():
+    with (
+        _guarded_pass(model, x, "measuring the residual responses"),
+        _eval_with_hooks(model) as handles,
+        torch.no_grad(),
+    ):
         for name, block in blocks:
 
             def measure(_: nn.Module, inputs: Any, output: Tensor, name: str = name) -> None:
@@ -574,7 +647,11 @@ def grad_cam(
         held["maps"] = leaf
         return leaf.clone()
 
-    with torch.inference_mode(False), _eval_with_hooks(model) as handles:
+    with (
+        _guarded_pass(model, x, "Grad-CAM", backward=True),
+        torch.inference_mode(False),
+        _eval_with_hooks(model) as handles,
+    ):
         handles.append(module.register_forward_hook(_counting_hook({key[1]}, reenter)))
         image = _input_on(model, x).clone()  # an inference-mode tensor cannot enter a graph
         try:
@@ -670,7 +747,12 @@ def effective_receptive_field(
         held["out"] = output
         raise _Stop
 
-    with torch.inference_mode(False), torch.enable_grad(), _eval_with_hooks(model) as handles:
+    with (
+        _guarded_pass(model, x, "the effective receptive field", backward=True),
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        _eval_with_hooks(model) as handles,
+    ):
         handles.append(module.register_forward_hook(_counting_hook({key[1]}, stop)))
         image = _input_on(model, x).detach().clone().requires_grad_(True)
         try:

@@ -30,7 +30,7 @@ from torch import nn
 
 from resnet_viz.blocks import ZeroPadShortcut
 from resnet_viz.config import ResNetConfig
-from resnet_viz.devices import check_fits, resolve_device
+from resnet_viz.devices import check_fits, out_of_memory_as_error, resolve_device
 from resnet_viz.model import build_model, resolve_config
 from resnet_viz.tracing import Call, MetaTrainingMode, Tracer, saved_for_backward
 
@@ -568,14 +568,15 @@ def _real_pass(
     activations = peak * torch.empty((), dtype=run_dtype).element_size() // itemsize
     check_fits(weights + activations, target, "a real pass of this network at this size")
 
-    model = (
-        _working_copy(handed_in, target, dtype=None)
-        if handed_in is not None
-        else build_model(config, device=target)  # type: ignore[arg-type]
-    )
-    x = torch.randn(*x_shape, device=target, dtype=run_dtype)
     try:
-        calls, _ = _trace(model, x, track_memory=False)
+        with out_of_memory_as_error(target, "a real pass of this network at this size"):
+            model = (
+                _working_copy(handed_in, target, dtype=None)
+                if handed_in is not None
+                else build_model(config, device=target)  # type: ignore[arg-type]
+            )
+            x = torch.randn(*x_shape, device=target, dtype=run_dtype)
+            calls, _ = _trace(model, x, track_memory=False)
     except _ShrankError as err:
         raise ValueError(f"the forward pass failed in {err.layer!r}: {err.detail}") from None
     return calls

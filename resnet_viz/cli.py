@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from resnet_viz import __version__
 from resnet_viz.analysis import Analysis, analyze, natural_input_size
 from resnet_viz.config import short_repr
+from resnet_viz.devices import OutOfMemoryError, free_device_memory, resolve_device
 from resnet_viz.diagram import DIRECTIONS, FORMATS, LEVELS, THEMES, render_diagram
 from resnet_viz.model import ResNet, build_model, count_parameters
 from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
@@ -768,6 +769,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OutOfMemoryError as err:
+        # A pass the memory checks let through (they leave out convolution workspaces).
+        logging.getLogger(__name__).info("out of memory", exc_info=True)
+        reason = (str(err) or type(err).__name__).splitlines()[0][:160]
+        device = getattr(args, "device", "cpu")
+        free_device_memory(resolve_device(device))
+        print(
+            f"resnet-viz: error: out of memory on {device} ({reason}); use a smaller --input, "
+            "--size or --batch" + ("" if device == "cpu" else ", or --device cpu"),
+            file=sys.stderr,
+        )
+        return 2
     except (RuntimeError, MemoryError) as err:
         # PyTorch's own failures (out of memory on a device, say) that no check foresaw.
         logging.getLogger(__name__).info("failure", exc_info=True)

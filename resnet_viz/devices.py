@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -80,15 +83,74 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def check_fits(needed: int, device: torch.device, what: str) -> None:
-    """ValueError, before anything is allocated, if `needed` bytes will not fit on `device`."""
+# PyTorch 2.5 made the class public as torch.OutOfMemoryError; before, the same class was only
+# reachable as torch.cuda.OutOfMemoryError. It is raised by every allocator (CUDA, MPS, CPU).
+OutOfMemoryError: type[RuntimeError] = getattr(
+    torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError
+)
+
+
+class DeviceMemoryError(ValueError):
+    """A request that does not fit in a device's memory, refused or stopped with a message.
+
+    A ValueError, so that every caller that shows bad input as a message shows this one too.
+    """
+
+
+PASS_ADVICE = (
+    "use a smaller input or batch, or device 'meta', which needs no memory for shapes and counts"
+)
+
+
+def check_fits(needed: int, device: torch.device, what: str, advice: str = PASS_ADVICE) -> None:
+    """DeviceMemoryError, before anything is allocated, if `needed` bytes will not fit.
+
+    Args:
+        needed: Bytes the request will allocate.
+        device: Where.
+        what: The request, for the message: "building resnet50".
+        advice: What to do instead, for the message.
+    """
     free = available_memory(device)
     if free is not None and needed > free:
-        raise ValueError(
+        raise DeviceMemoryError(
             f"{what} needs about {needed / 2**30:.1f} GiB on {device}, but only "
-            f"{free / 2**30:.1f} GiB is free; use a smaller input or batch, or device 'meta', "
-            "which needs no memory for shapes and counts"
+            f"{free / 2**30:.1f} GiB is free; {advice}"
         )
+
+
+def free_device_memory(device: torch.device) -> None:
+    """Give back what the allocator of `device` keeps cached, after a failed allocation."""
+    gc.collect()  # tensors held only by reference cycles (a traceback's frames) go first
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
+@contextmanager
+def out_of_memory_as_error(device: torch.device, what: str) -> Iterator[None]:
+    """Turn PyTorch's out-of-memory error inside the block into a DeviceMemoryError.
+
+    The estimate of `check_fits` leaves out convolution workspaces and allocator rounding, and
+    other processes share the device, so a pass can still run out; then the device's cached
+    memory is freed and the caller gets a message saying what to do instead of a crash.
+    """
+    reason = None
+    try:
+        yield
+    except OutOfMemoryError as err:
+        # Kept as text only: the exception's frames hold the tensors that are to be freed.
+        reason = (str(err) or type(err).__name__).splitlines()[0].split(". ")[0][:160]
+    if reason is None:
+        return
+    free_device_memory(device)
+    logger.warning("%s ran out of memory on %s: %s", what, device, reason)
+    other = "" if device.type == "cpu" else ", or device 'cpu'"
+    raise DeviceMemoryError(
+        f"{what} ran out of memory on {device} ({reason}); its cached memory has been freed. "
+        f"Use a smaller input or batch{other}"
+    )
 
 
 # glibc's mallopt() parameters (malloc.h).

@@ -7,13 +7,15 @@ on the `meta` device it builds the full structure without allocating any weights
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
 
 from resnet_viz.blocks import BLOCKS, ResidualBlock, conv3x3, make_shortcut
 from resnet_viz.config import ResNetConfig
-from resnet_viz.devices import check_fits, resolve_device
+from resnet_viz.devices import check_fits, out_of_memory_as_error, resolve_device
 from resnet_viz.presets import get_preset, preset_name
 
 logger = logging.getLogger(__name__)
@@ -177,6 +179,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+_BUILDING = threading.Lock()
+
+
 def build_model(
     config: ResNetConfig | str, device: str | torch.device = "cpu", seed: int | None = None
 ) -> ResNet:
@@ -201,8 +206,24 @@ def build_model(
         with torch.device("meta"):
             skeleton = ResNet(config, init_weights=False)
         needed = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
-        check_fits(needed, target, f"building {preset_name(config) or 'this network'}")
-    with torch.random.fork_rng(devices=[], enabled=seed is not None), torch.device(target):
+        check_fits(
+            needed,
+            target,
+            f"building {preset_name(config) or 'this network'}",
+            "choose fewer or narrower stages, or build it on device 'meta', which needs no "
+            "memory, for shapes and counts",
+        )
+    with (
+        # One build at a time: the initialisation draws from PyTorch's global generator, so
+        # two threads building at once (two sessions of the app) would take each other's
+        # random numbers, and a seeded network would not be the same on every run.
+        # LIMITATION: other code drawing from the global generator in another thread at the
+        # same time still can; the app's threads draw only here.
+        _BUILDING if target.type != "meta" else nullcontext(),
+        out_of_memory_as_error(target, f"building {preset_name(config) or 'this network'}"),
+        torch.random.fork_rng(devices=[], enabled=seed is not None),
+        torch.device(target),
+    ):
         if seed is not None:
             torch.manual_seed(seed)
         # Meta tensors hold no values, so there is nothing to initialise.

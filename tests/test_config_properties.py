@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from hypothesis import HealthCheck, event, given, settings
@@ -41,8 +42,15 @@ NONSENSE = {
     "dilated_stages": st.sampled_from([(1,), (0,), (-1,), (9,), (4, 3), (4, 4), "4"]),
     "in_channels": st.sampled_from([0, 1000, 3.0]),
     "num_classes": st.sampled_from([0, -10, 10**9]),
+    "width_per_group": st.sampled_from([0, -64, 64.5, "64", True, 10**9]),
+    "stride_in_1x1": st.sampled_from(["no", 0, None, 2.0]),
+    "se": st.sampled_from(["true", 2, [], None]),
+    "residual": st.sampled_from(["false", 0.0, None]),
+    "zero_init_residual": st.sampled_from(["0", 5, {}]),
     "junk": st.just(1),
 }
+# Every field of ResNetConfig is drawn with valid values (PLAUSIBLE, or the stage lists drawn
+# below) and with invalid ones (NONSENSE); test_config_property_covers_every_field keeps it so.
 
 
 @st.composite
@@ -61,6 +69,13 @@ def configurations(draw: st.DrawFn) -> dict:
     return data
 
 
+def test_config_property_covers_every_field() -> None:
+    fields = {f.name for f in dataclasses.fields(ResNetConfig)}
+
+    assert fields == set(PLAUSIBLE) | {"blocks_per_stage", "widths"}
+    assert fields == set(NONSENSE) - {"junk"}
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configurations(), st.sampled_from([16, 33, 64]))
 def test_config_property_builds_or_says_why(data: dict, size: int) -> None:
@@ -71,6 +86,9 @@ def test_config_property_builds_or_says_why(data: dict, size: int) -> None:
         event("rejected")
         return
     event("built")
+    # What a link or a saved file holds comes back as the same configuration.
+    assert ResNetConfig.from_url_token(config.to_url_token()) == config
+    assert ResNetConfig.from_json(config.to_json()) == config
 
     model = build_model(config, device="meta")
     with warnings.catch_warnings():
