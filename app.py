@@ -2,7 +2,8 @@
 
 The sidebar picks the network (kept in the link, so a bookmark reopens it); the pages show it:
 Build (headline figures, stages, configuration), Architecture (block diagrams at three
-levels, a 3D view, Table 1 and every layer) and Activations (what each stage does to a photo).
+levels, a 3D view, Table 1 and every layer), Activations (what each stage does to a photo) and
+Lecture (a presenter view: one part of the network per step, in large type).
 The pages live in app_pages/.
 """
 
@@ -30,6 +31,7 @@ pages = [
     st.Page("app_pages/build.py", title="Build", default=True),
     st.Page("app_pages/architecture.py", title="Architecture"),
     st.Page("app_pages/activations.py", title="Activations"),
+    st.Page("app_pages/lecture.py", title="Lecture"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")
