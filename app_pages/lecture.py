@@ -117,12 +117,13 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def arithmetic_records(analysis: Analysis, part: str) -> list[LayerRecord]:
-    """The convs and pools of a part that change the map's size; if none does, the first
-    window wider than one pixel, to show why the size is kept."""
+    """The convs and pools on a part's path that change the map's size; if none does, the
+    first window wider than one pixel, to show why the size is kept."""
+    # A squeeze-and-excitation gate's pooling is a side branch: the map itself keeps its size.
     windows = [
         r
         for r in part_records(analysis, part)
-        if r.is_leaf and r.call_index == 0 and shape_arithmetic(r)
+        if r.is_leaf and r.call_index == 0 and ".se." not in r.name and shape_arithmetic(r)
     ]
     changing = [r for r in windows if r.input_shapes[0][-2:] != r.output_shape[-2:]]
     if changing or not windows:
@@ -476,6 +477,9 @@ def diagram_ui(lecture: Lecture, part: str | None, size: tuple[int, int]) -> Non
         "highlight": part,
         # Each stage is one box at the stages level: nothing there needs a key.
         "legend": lecture.level != "stages",
+        # A custom network's full description would make the title, and so the diagram, wider
+        # than the column, and everything in it smaller.
+        "name": preset_name(lecture.config) or "custom network",
     }
     key = tuple(sorted(options.items()))
     try:
@@ -655,7 +659,7 @@ def settings_ui(steps: list[Step]) -> tuple[str, str, bool]:
 
 
 def header_ui(steps: list[Step], number: int) -> None:
-    back, title, forward = st.columns([1.2, 8, 1.2], vertical_alignment="center")
+    back, title, forward = st.columns([1.6, 7, 1.6], vertical_alignment="center")
     back.button(
         "Prev",
         key="lecture_prev",
@@ -717,7 +721,7 @@ STYLE = """
 .lec-repeat { font-weight: 700; }
 .lec-shape { font-size: 1.45rem; font-weight: 700; color: #000; }
 .lec-shape span { color: #D55E00; }
-[data-testid="stMain"] [data-testid="stCode"] code { font-size: 1.02rem; color: #000; }
+[data-testid="stMain"] [data-testid="stCode"] code { font-size: 0.98rem; color: #000; }
 [data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.02rem; color: #222; }
 [data-testid="stMain"] [data-testid="stImageCaption"] { font-size: 1rem; color: #222; }
 [data-testid="stMain"] [data-testid="stMetricValue"] { color: #000; }
