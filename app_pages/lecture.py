@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 import torch
+from PIL import Image
 
 from app_pages.activation_data import (
     STEM,
@@ -366,10 +367,19 @@ def lecture_network(lecture: Lecture) -> tuple[Network, PublishedWeights | None]
 
 @dataclass(frozen=True)
 class PhotoInput:
+    """The photo as the network's input.
+
+    Attributes:
+        x: The input tensor (1, C, H, W).
+        key: The photo's sha256 and the preprocessing, which the caches are keyed by.
+        view: What the network sees, as a picture.
+        framed: The photo with the part the network sees outlined.
+    """
+
     x: torch.Tensor
-    key: str  # the photo's sha256 and the preprocessing, for the caches
-    view: object  # PIL image: what the network sees
-    framed: object  # PIL image: the photo with the part the network sees outlined
+    key: str
+    view: Image.Image
+    framed: Image.Image
 
 
 def photo_input(lecture: Lecture, entry: PublishedWeights | None) -> PhotoInput:
@@ -396,7 +406,7 @@ def weights_note(net: Network) -> str:
 
 
 def maps_ui(lecture: Lecture, layer: str, title: str) -> None:
-    """The network's view of the photo, then the part's strongest feature maps."""
+    """The part's strongest feature maps for the photo, in one row."""
     net, entry = lecture_network(lecture)
     try:
         source = photo_input(lecture, entry)
