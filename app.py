@@ -3,8 +3,9 @@
 The sidebar picks the network (kept in the link, so a bookmark reopens it); the pages show it:
 Build (headline figures, stages, configuration), Architecture (block diagrams at three
 levels, a 3D view, Table 1 and every layer), Activations (what each stage does to a photo),
-Parameters & compute (where the parameters, mult-adds and memory go) and Compare (two to four
-networks side by side).
+Parameters & compute (where the parameters, mult-adds and memory go), Compare (two to four
+networks side by side) and Lecture (a presenter view: one part of the network per step, in
+large type).
 The pages live in app_pages/.
 """
 
@@ -34,6 +35,7 @@ pages = [
     st.Page("app_pages/activations.py", title="Activations"),
     st.Page("app_pages/compute.py", title="Parameters & compute"),
     st.Page("app_pages/compare.py", title="Compare"),
+    st.Page("app_pages/lecture.py", title="Lecture"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")

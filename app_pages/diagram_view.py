@@ -4,6 +4,7 @@ shown at its own size. Shared by the Architecture and Compare pages; no widgets 
 
 from __future__ import annotations
 
+import json
 import re
 
 import streamlit as st
@@ -69,23 +70,60 @@ def laid_out(
     return diagram_file(token, compare, stages, fmt), stages, notice
 
 
-def show_svg(svg: str) -> None:
+def show_svg(
+    svg: str,
+    panel_width: int = PANEL_WIDTH,
+    max_height: int = MAX_PANEL_HEIGHT,
+    focus: str | None = None,
+    fit: bool = False,
+) -> None:
     """The SVG at its own size (labels readable at 100%), in a panel that scrolls.
 
     A frame rather than Markdown: Streamlit's Markdown and st.html sanitise SVG away, and the
     frame keeps Graphviz's tooltips, which name every layer on hover.
+
+    Args:
+        svg: Graphviz's SVG.
+        panel_width: About the width of the column it goes in, in pixels.
+        max_height: The panel's height past which it scrolls.
+        focus: A highlight colour ("#D55E00"): the panel scrolls to the first node or cluster
+            outlined in it (the Lecture page's current part).
+        fit: Shrink the diagram to fit `max_height` too, so that all of it shows at once.
     """
     found = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
     height = 800
+    style = "svg {max-width: 100%; height: auto;}"
     if found:
         width_px, height_px = (float(found.group(i)) * 4 / 3 for i in (1, 2))
         # A diagram wider than the panel is shrunk to fit (left to right, or a difference
         # with its key), so that nothing is cut off at the right.
-        height = int(height_px * min(1.0, PANEL_WIDTH / width_px)) + 24
+        scale = min(1.0, panel_width / width_px)
+        if fit:
+            scale = min(scale, (max_height - 24) / height_px)
+            # The viewBox keeps the proportions if the column is narrower than planned.
+            style = f"svg {{width: {width_px * scale:.0f}px; height: {height_px * scale:.0f}px;}}"
+        height = int(height_px * scale) + 24
     page = (
-        "<html><head><style>svg {max-width: 100%; height: auto;}</style></head>"
+        f"<html><head><style>{style}</style></head>"
         "<body style='margin:0'><div style='overflow:auto; text-align:center'>"
-        f"{svg[svg.find('<svg') :]}</div></body></html>"
+        f"{svg[svg.find('<svg') :]}</div>{_focus_script(focus) if focus else ''}</body></html>"
     )
     # Safe in a frame: the SVG is Graphviz's own output, which escapes the text it carries.
-    st.iframe(page, height=min(height, MAX_PANEL_HEIGHT))
+    st.iframe(page, height=min(height, max_height))
+
+
+def _focus_script(colour: str) -> str:
+    """Scrolls the frame (only the frame: scrollIntoView would move the app too) to the part
+    outlined in `colour`, centred, or to its top when it is taller than the frame."""
+    return (
+        "<script>(() => {"
+        f"const colour = {json.dumps(colour.lower())};"
+        "const lit = [...document.querySelectorAll('g.node, g.cluster')].find(g => "
+        "[...g.querySelectorAll('path, polygon, ellipse')].some(s => "
+        "(s.getAttribute('stroke') || '').toLowerCase() === colour));"
+        "if (!lit) return;"
+        "const box = lit.getBoundingClientRect();"
+        "const margin = Math.max(0, (window.innerHeight - box.height) / 2);"
+        "window.scrollTo(0, window.scrollY + box.top - margin);"
+        "})();</script>"
+    )

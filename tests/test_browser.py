@@ -179,3 +179,31 @@ def test_switching_pages_keeps_the_view_in_the_link(page: Page, app_url: str) ->
     _settled(page)
     page.get_by_text("layer2.1.conv1, 128x28x28").first.wait_for()
     assert "sample=coffee" in page.url and "layer=layer2.1.conv1" in page.url
+
+
+def test_lecture_page_keys_folded_sidebar_and_focused_diagram(
+    page: Page, app_url: str, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 720})  # a projector
+    page.goto(f"{app_url}/lecture?model=resnet18&step=3")
+    _settled(page)
+    page.locator(".lec-title", has_text="Stage 1").wait_for()
+    # Out of the way for the hall, one click away for the lecturer.
+    assert not page.locator("[data-testid=stSidebar]").is_visible()
+
+    page.keyboard.press("ArrowRight")
+    page.locator(".lec-title", has_text="Stage 2").wait_for()
+    _settled(page)
+
+    assert "step=4" in page.url
+    # The diagram's frame has scrolled down to the highlighted conv3_x.
+    (frame,) = [f for f in page.frames[1:] if f.locator("svg").count()]
+    scrolled, height = frame.evaluate("() => [window.scrollY, window.innerHeight]")
+    assert scrolled > 0
+    top = frame.evaluate(
+        "() => [...document.querySelectorAll('g.node')].find(g => "
+        "g.querySelector('title').textContent === 'layer2').getBoundingClientRect().top"
+    )
+    assert 0 <= top < height
+    page.screenshot(path=str(tmp_path / "lecture.png"))
+    page.set_viewport_size({"width": 1400, "height": 900})
