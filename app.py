@@ -30,6 +30,7 @@ pages = [
     st.Page("app_pages/build.py", title="Build", default=True),
     st.Page("app_pages/architecture.py", title="Architecture"),
     st.Page("app_pages/activations.py", title="Activations"),
+    st.Page("app_pages/gradients.py", title="Gradient lab"),
 ]
 page = st.navigation(pages)
 st.sidebar.title("resnet-viz")
