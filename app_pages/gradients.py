@@ -11,10 +11,11 @@ from app_pages.gradient_charts import (
     loss_curves_figure,
     response_std_figure,
 )
+from app_pages.shared import current_config
 from resnet_viz import ResNetConfig
 from resnet_viz.gradients import default_batch, gradient_flow, lab_batch, response_std, variants
 from resnet_viz.model import build_model
-from resnet_viz.presets import PRESETS
+from resnet_viz.presets import PRESETS, preset_name
 from resnet_viz.race import RaceSettings, TrainingRace
 from resnet_viz.shapes_data import make_shapes
 
@@ -44,10 +45,13 @@ def load_flows(
 def _flows_ui() -> None:
     st.markdown("#### 1. Gradient flow at initialisation")
     left, middle, right = st.columns([2, 1, 1])
+    options = (*CIFAR, *IMAGENET)
+    # Start from the sidebar's network when the lab offers it (and its twin is a preset).
+    sidebar = preset_name(current_config())
     name = left.selectbox(
         "Network (its plain twin and the variants without normalisation come with it)",
-        (*CIFAR, *IMAGENET),
-        index=1,
+        options,
+        index=options.index(sidebar) if sidebar in options else 1,
         key="gradient_lab_model",
     )
     config = PRESETS[name]
@@ -75,13 +79,28 @@ def _flows_ui() -> None:
         "Training mode, Kaiming initialisation (the no-norm nets too), cross-entropy on a fixed "
         f"batch of {batch} generated images, seed {seed}. Numbers above the chart: first conv's "
         "gradient norm over the last conv's. With BatchNorm the plain net's gradients *grow* "
-        "toward the input (He et al. 2015, section 4.1: they do not vanish); without "
-        "normalisation they shrink; the residual nets stay within a small factor either way."
+        "toward the input as it deepens (He et al. 2015, section 4.1: they do not vanish), by "
+        "orders of magnitude at 110 layers, while the residual net's stay within a small "
+        "factor. Without normalisation neither explodes: Kaiming's initialisation keeps the "
+        "plain net's ratio near 1 at the start (try other seeds)."
     )
 
 
-def _start_race() -> None:
-    st.session_state[RACE_KEY] = {"race": TrainingRace(RaceSettings()), "losses": {}}
+def _race_settings() -> RaceSettings:
+    default = RaceSettings()
+    with st.expander("Race settings"):
+        left, right = st.columns(2)
+        deep = left.selectbox(
+            "Depth of the deep nets", (32, 44, 56, 110), index=2, key="gradient_lab_deep"
+        )
+        steps = right.number_input(
+            "Steps", min_value=1, max_value=500, value=default.steps, key="gradient_lab_steps"
+        )
+    return RaceSettings(deep=int(deep), steps=int(steps))
+
+
+def _start_race(settings: RaceSettings) -> None:
+    st.session_state[RACE_KEY] = {"race": TrainingRace(settings), "losses": {}}
     st.session_state[RUNNING_KEY] = True
 
 
@@ -91,7 +110,7 @@ def _stop_race() -> None:
 
 def _race_ui() -> TrainingRace | None:
     st.markdown("#### 2. Training race: the degradation problem")
-    settings = RaceSettings()
+    settings = _race_settings()
     names = list(settings.entrants())
     st.write(
         f"{names[0]}, {names[1]} and {names[2]} (CIFAR nets at widths "
@@ -100,15 +119,18 @@ def _race_ui() -> TrainingRace | None:
         f"for all three, seed {settings.seed}. {RACE_OUTCOME}"
     )
     start, stop, _ = st.columns([1, 1, 4])
-    start.button("Start the race", type="primary", on_click=_start_race)
+    start.button(
+        "Start the race", type="primary", on_click=_start_race, args=(settings,), key="race_go"
+    )
     # Clicking "Stop" reruns the script, which interrupts the loop below between two Streamlit
     # calls; its callback runs first, so the rerun does not carry on training. The losses so far
     # stay in the session state.
-    stop.button("Stop", on_click=_stop_race)
+    stop.button("Stop", on_click=_stop_race, key="race_stop")
     state = st.session_state.get(RACE_KEY)
     if state is None:
         return None
     race: TrainingRace = state["race"]
+    settings = race.settings
     losses: dict[str, list[float]] = state["losses"]
     chart = st.empty()
     if st.session_state.get(RUNNING_KEY):

@@ -16,7 +16,7 @@ from resnet_viz.rendering import png_bytes
 # Colour-blind-safe pairs (Okabe-Ito): residual nets blue/sky, plain nets vermillion/orange.
 SERIES_COLOURS = ((0, 114, 178), (213, 94, 0), (86, 180, 233), (230, 159, 0))
 _WIDTH, _HEIGHT = 1000, 560
-_LEFT, _RIGHT, _TOP, _BOTTOM = 80, 24, 60, 110
+_LEFT, _RIGHT, _TOP, _BOTTOM = 80, 24, 64, 110
 
 
 def _decades(values: list[float]) -> tuple[int, int]:
@@ -45,7 +45,8 @@ def gradient_chart_png(flows: list[GradientFlow], title: str) -> bytes:
         y = _TOP + plot_h * (high - math.log10(value)) / (high - low)
         return x, y
 
-    pen.text((_LEFT, 16), title, fill=(20, 20, 20), font=font)
+    pen.text((_LEFT, 14), title, fill=(20, 20, 20), font=font)
+    pen.text((_LEFT, 36), "norm of the weight gradient, log scale", fill=(60, 60, 60), font=small)
     # One labelled grid line per decade; thin out the labels when there are many decades.
     step = max(1, math.ceil((high - low) / 12))
     for decade in range(low, high + 1):
@@ -54,8 +55,14 @@ def gradient_chart_png(flows: list[GradientFlow], title: str) -> bytes:
         if (decade - low) % step == 0:
             pen.text((_LEFT - 8, y), f"1e{decade}", fill=(60, 60, 60), font=small, anchor="rm")
     pen.rectangle([_LEFT, _TOP, _LEFT + plot_w, _TOP + plot_h], outline=(120, 120, 120))
+    # Layer numbers from 1 (the first conv) along the bottom, about ten of them.
+    every = max(1, math.ceil(longest / 10))
+    for index in range(0, longest, every):
+        x, _ = to_xy(index, 10.0**low)
+        pen.line([(x, _TOP + plot_h), (x, _TOP + plot_h + 4)], fill=(120, 120, 120))
+        pen.text((x, _TOP + plot_h + 6), str(index + 1), fill=(60, 60, 60), font=small, anchor="mt")
     pen.text(
-        (_LEFT + plot_w / 2, _TOP + plot_h + 22),
+        (_LEFT + plot_w / 2, _TOP + plot_h + 28),
         "weighted layer, input -> output (forward order)",
         fill=(60, 60, 60),
         font=small,
@@ -71,7 +78,7 @@ def gradient_chart_png(flows: list[GradientFlow], title: str) -> bytes:
         ]
         if len(points) > 1:
             pen.line(points, fill=colour, width=3)
-        legend_y = _TOP + plot_h + 44 + 18 * (number // 2)
+        legend_y = _TOP + plot_h + 56 + 18 * (number // 2)
         legend_x = _LEFT + (plot_w / 2) * (number % 2)
         pen.line([(legend_x, legend_y), (legend_x + 28, legend_y)], fill=colour, width=4)
         label = f"{flow.model}: first/last = {flow.first_last_ratio:.3g}"

@@ -134,7 +134,8 @@ def gradient_flow(model: nn.Module, x: Tensor, labels: Tensor, name: str = "") -
     try:
         with _training_without_side_effects(model), torch.enable_grad():
             loss = F.cross_entropy(model(x), labels)
-            weights = [module.weight for module, _ in outputs]
+            # Conv2d and Linear weights are always tensors (parameters).
+            weights: list[Tensor] = [module.weight for module, _ in outputs]  # type: ignore[misc]
             grads = torch.autograd.grad(loss, weights + [out for _, out in outputs])
     finally:
         for handle in handles:
