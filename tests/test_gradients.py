@@ -28,7 +28,9 @@ def _ratio(name: str, **changes: object) -> float:
 
 
 def test_gradient_flow_matches_autograd_on_a_tiny_net() -> None:
-    config = get_preset("resnet20").replace(blocks_per_stage=(1, 1, 1), widths=(4, 8, 8))
+    config = get_preset("resnet20").replace(
+        blocks_per_stage=(1, 1, 1), widths=(4, 8, 8), stem_width=4
+    )
     model = build_model(config, seed=3)
     x, labels = lab_batch(config, 8, seed=3)
 
@@ -45,7 +47,9 @@ def test_gradient_flow_matches_autograd_on_a_tiny_net() -> None:
 
 
 def test_gradient_flow_output_grad_of_fc_is_softmax_minus_onehot() -> None:
-    config = get_preset("resnet20").replace(blocks_per_stage=(1, 1, 1), widths=(4, 8, 8))
+    config = get_preset("resnet20").replace(
+        blocks_per_stage=(1, 1, 1), widths=(4, 8, 8), stem_width=4
+    )
     model = build_model(config, seed=1)
     x, labels = lab_batch(config, 8, seed=1)
 
