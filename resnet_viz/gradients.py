@@ -4,8 +4,8 @@
 deep plain network do not vanish (He et al. 2015, section 4.1): they grow toward the input, by
 orders of magnitude at 110 layers, while the residual twin's stay within a small factor. Without
 normalisation and with Kaiming's initialisation neither explodes (README, "Gradient lab", has
-the measured table). `gradient_flow` measures this
-for any network: one forward and backward pass in training mode on a fixed batch.
+the measured table). `gradient_flow` measures this for any network: one forward and backward
+pass in training mode on a fixed batch.
 
 Limitations: everything here is measured at one batch and one random initialisation; the
 numbers change with the seed (the direction of the effect does not, see tests/test_gradients.py).
