@@ -16,6 +16,9 @@ COLOURS = {
     "plain, no norm": "#E69F00",
 }
 _FALLBACK = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00")
+# The race lists deep plain, residual, shallow plain: vermillion, blue, green, so a residual
+# net is blue and a deep plain one vermillion on every chart of the lab.
+RACE_COLOURS = ("#D55E00", "#0072B2", "#009E73")
 
 
 def _colour(name: str, index: int) -> str:
@@ -61,7 +64,7 @@ def loss_curves_figure(losses: dict[str, list[float]], title: str) -> go.Figure:
     """Training loss per step, one line per network."""
     fig = go.Figure()
     for index, (label, values) in enumerate(losses.items()):
-        colour = _FALLBACK[index % len(_FALLBACK)]
+        colour = RACE_COLOURS[index % len(RACE_COLOURS)]
         fig.add_trace(
             go.Scatter(
                 x=list(range(1, len(values) + 1)),
@@ -74,6 +77,7 @@ def loss_curves_figure(losses: dict[str, list[float]], title: str) -> go.Figure:
     fig.update_layout(
         title=title,
         xaxis_title="step",
+        xaxis_tickformat="d",
         yaxis_title="training loss (cross-entropy)",
         legend={"orientation": "h", "y": -0.2},
         height=420,
@@ -94,7 +98,7 @@ def response_std_figure(series: dict[str, list[tuple[str, float]]], title: str) 
                 text=[name for name, _ in points],
                 name=label,
                 mode="lines+markers",
-                line={"color": _FALLBACK[index % len(_FALLBACK)], "width": 2},
+                line={"color": RACE_COLOURS[index % len(RACE_COLOURS)], "width": 2},
                 hovertemplate="%{text}<br>std = %{y:.3g}<extra>" + label + "</extra>",
             )
         )
