@@ -103,7 +103,13 @@ def _race_settings() -> RaceSettings:
     return RaceSettings(deep=int(deep), steps=int(steps))
 
 
-def _start_race(settings: RaceSettings) -> None:
+def _start_race() -> None:
+    # Read the settings widgets now: a callback's bound arguments date from the previous run,
+    # before any change made together with the click.
+    settings = RaceSettings(
+        deep=int(st.session_state["gradient_lab_deep"]),
+        steps=int(st.session_state["gradient_lab_steps"]),
+    )
     st.session_state[RACE_KEY] = {"race": TrainingRace(settings), "losses": {}}
     st.session_state[RUNNING_KEY] = True
 
@@ -124,9 +130,7 @@ def _race_ui() -> TrainingRace | None:
         f"{settings.seed}. {RACE_OUTCOME}"
     )
     start, stop, _ = st.columns([1, 1, 4])
-    start.button(
-        "Start the race", type="primary", on_click=_start_race, args=(settings,), key="race_go"
-    )
+    start.button("Start the race", type="primary", on_click=_start_race, key="race_go")
     # Clicking "Stop" reruns the script, which interrupts the loop below between two Streamlit
     # calls; its callback runs first, so the rerun does not carry on training. The losses so far
     # stay in the session state.
