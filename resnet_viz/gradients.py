@@ -60,7 +60,7 @@ class GradientFlow:
     """The gradient norms of every weighted layer of one network, in forward order."""
 
     model: str
-    config: ResNetConfig
+    config: ResNetConfig | None  # None for a network that is not a resnet_viz ResNet
     layers: list[LayerGradient]
     loss: float
 
@@ -158,7 +158,8 @@ def gradient_flow(model: nn.Module, x: Tensor, labels: Tensor, name: str = "") -
             )
         )
     config = getattr(model, "config", None)
-    return GradientFlow(name, config, result, loss.item())  # type: ignore[arg-type]
+    config = config if isinstance(config, ResNetConfig) else None
+    return GradientFlow(name, config, result, loss.item())
 
 
 def default_batch(config: ResNetConfig) -> int:
