@@ -30,6 +30,19 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
+def batch_norm(channels: int, enabled: bool = True) -> nn.BatchNorm2d | None:
+    """A BatchNorm layer, or None for a network built with `norm="none"`.
+
+    None rather than nn.Identity, so that a network without normalisation has no norm modules
+    at all: its diagram, parameter counts and paper table show what it really contains.
+    """
+    return nn.BatchNorm2d(channels) if enabled else None
+
+
+def _normed(norm: nn.Module | None, x: Tensor) -> Tensor:
+    return x if norm is None else norm(x)
+
+
 class ZeroPadShortcut(nn.Module):
     """Option A of He et al. 2015: subsample the identity and pad zero channels on.
 
@@ -96,7 +109,7 @@ def make_shortcut(
     if same_shape and kind != "C":
         return None
 
-    norm = [nn.BatchNorm2d(out_channels)] if with_norm else []
+    norm: list[nn.Module] = [nn.BatchNorm2d(out_channels)] if with_norm else []
     if kind == "D":
         # Average first so the 1x1 conv sees every pixel instead of one in four (Bag of Tricks,
         # He et al. 2019). Index 0 stays even when there is no stride, so keys are always
@@ -116,7 +129,10 @@ class ResidualBlock(nn.Module):
     expansion = 1
 
     def last_branch_layer(self) -> nn.Conv2d | nn.BatchNorm2d:
-        """The layer that `zero_init_residual` zeroes, so that the block starts as identity."""
+        """The layer that `zero_init_residual` zeroes, so that the block starts as identity.
+
+        Without normalisation that is the branch's last conv.
+        """
         raise NotImplementedError(f"{type(self).__name__} must say where its branch ends")
 
 
@@ -136,12 +152,13 @@ class BasicBlock(ResidualBlock):
         first_dilation: int | None = None,
         se: bool = False,
         residual: bool = True,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride, dilation=first_dilation or dilation)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = batch_norm(planes, norm)
         self.conv2 = conv3x3(planes, planes, dilation=dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = batch_norm(planes, norm)
         self.se = SqueezeExcitation(planes) if se else None
         # NOTE: torchvision's ReLU works in place. Ours does not, so that a captured output of
         # a BatchNorm is not overwritten by the ReLU that follows it; the numbers are the same.
@@ -151,8 +168,8 @@ class BasicBlock(ResidualBlock):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.relu(_normed(self.bn1, self.conv1(x)))
+        out = _normed(self.bn2, self.conv2(out))
         if self.se is not None:
             out = self.se(out)
 
@@ -163,7 +180,7 @@ class BasicBlock(ResidualBlock):
         return self.relu(out + identity)
 
     def last_branch_layer(self) -> nn.Conv2d | nn.BatchNorm2d:
-        return self.bn2
+        return self.conv2 if self.bn2 is None else self.bn2
 
 
 class Bottleneck(ResidualBlock):
@@ -190,16 +207,17 @@ class Bottleneck(ResidualBlock):
         stride_in_1x1: bool = False,
         se: bool = False,
         residual: bool = True,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         width = planes * base_width // 64 * groups
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = conv1x1(inplanes, width, stride_1x1)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = batch_norm(width, norm)
         self.conv2 = conv3x3(width, width, stride_3x3, groups, first_dilation or dilation)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = batch_norm(width, norm)
         self.conv3 = conv1x1(width, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = batch_norm(planes * self.expansion, norm)
         self.se = SqueezeExcitation(planes * self.expansion) if se else None
         self.relu = nn.ReLU()
         self.downsample = downsample
@@ -207,9 +225,9 @@ class Bottleneck(ResidualBlock):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.relu(_normed(self.bn1, self.conv1(x)))
+        out = self.relu(_normed(self.bn2, self.conv2(out)))
+        out = _normed(self.bn3, self.conv3(out))
         if self.se is not None:
             out = self.se(out)
 
@@ -220,7 +238,7 @@ class Bottleneck(ResidualBlock):
         return self.relu(out + identity)
 
     def last_branch_layer(self) -> nn.Conv2d | nn.BatchNorm2d:
-        return self.bn3
+        return self.conv3 if self.bn3 is None else self.bn3
 
 
 class PreActBasicBlock(ResidualBlock):
@@ -243,11 +261,12 @@ class PreActBasicBlock(ResidualBlock):
         first_dilation: int | None = None,
         se: bool = False,
         residual: bool = True,
+        norm: bool = True,
     ) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.bn1 = batch_norm(inplanes, norm)
         self.conv1 = conv3x3(inplanes, planes, stride, dilation=first_dilation or dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = batch_norm(planes, norm)
         self.conv2 = conv3x3(planes, planes, dilation=dilation)
         self.se = SqueezeExcitation(planes) if se else None
         self.relu = nn.ReLU()
@@ -256,9 +275,9 @@ class PreActBasicBlock(ResidualBlock):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        activated = self.relu(self.bn1(x))
+        activated = self.relu(_normed(self.bn1, x))
         out = self.conv1(activated)
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv2(self.relu(_normed(self.bn2, out)))
         if self.se is not None:
             out = self.se(out)
 
@@ -292,15 +311,16 @@ class PreActBottleneck(ResidualBlock):
         stride_in_1x1: bool = False,
         se: bool = False,
         residual: bool = True,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         width = planes * base_width // 64 * groups
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.bn1 = batch_norm(inplanes, norm)
         self.conv1 = conv1x1(inplanes, width, stride_1x1)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = batch_norm(width, norm)
         self.conv2 = conv3x3(width, width, stride_3x3, groups, first_dilation or dilation)
-        self.bn3 = nn.BatchNorm2d(width)
+        self.bn3 = batch_norm(width, norm)
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.se = SqueezeExcitation(planes * self.expansion) if se else None
         self.relu = nn.ReLU()
@@ -309,10 +329,10 @@ class PreActBottleneck(ResidualBlock):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        activated = self.relu(self.bn1(x))
+        activated = self.relu(_normed(self.bn1, x))
         out = self.conv1(activated)
-        out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
+        out = self.conv2(self.relu(_normed(self.bn2, out)))
+        out = self.conv3(self.relu(_normed(self.bn3, out)))
         if self.se is not None:
             out = self.se(out)
 

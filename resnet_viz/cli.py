@@ -26,6 +26,8 @@ from resnet_viz.analysis import Analysis, analyze, natural_input_size
 from resnet_viz.config import short_repr
 from resnet_viz.devices import OutOfMemoryError, free_device_memory, resolve_device
 from resnet_viz.diagram import DIRECTIONS, FORMATS, LEVELS, THEMES, render_diagram
+from resnet_viz.gradient_chart import gradient_chart_png
+from resnet_viz.gradients import MAX_BATCH, default_batch, measure
 from resnet_viz.model import ResNet, build_model, count_parameters
 from resnet_viz.paper_table import human, to_csv, to_latex, to_markdown
 from resnet_viz.presets import FAMILIES, PRESETS, describe, family_of, parse_model_spec
@@ -567,6 +569,32 @@ def _cmd_cam(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gradients(args: argparse.Namespace) -> int:
+    config = parse_model_spec(args.model)
+    if args.no_norm:
+        config = config.replace(norm="none", zero_init_residual=False)
+    # The twin differs in the shortcuts alone; a plain net cannot start its blocks as identity.
+    twin = config.replace(residual=not config.residual, zero_init_residual=False)
+    if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
+        raise ValueError(f"--batch must be between 1 and {MAX_BATCH}, got {args.batch}")
+    flow = measure(config, batch=args.batch, seed=args.seed)
+    twin_flow = measure(twin, batch=args.batch, seed=args.seed)
+    fmt = args.format or ("png" if (args.output or "").lower().endswith(".png") else "json")
+    if fmt == "png":
+        if args.output is None:
+            raise ValueError("--format png needs a file: add -o FILE.png")
+        batch = args.batch or default_batch(config)
+        title = (
+            f"Weight-gradient norm per layer at initialisation (batch {batch}, seed {args.seed})"
+        )
+        _write_output(gradient_chart_png([flow, twin_flow], title), args.output, binary=True)
+        return 0
+    document = {**flow.to_dict(), "twin": twin_flow.to_dict()}
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    _write_output(text.encode(), args.output, binary=False)
+    return 0
+
+
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE", help="a photo: JPEG, PNG, WebP, BMP, TIFF, GIF")
     parser.add_argument(
@@ -745,6 +773,34 @@ def _make_parser() -> argparse.ArgumentParser:
     cam.add_argument("--alpha", type=_alpha, default=0.5, help="strength of the colours (0.5)")
     cam.add_argument("-o", "--output", required=True, help="where to write the PNG overlay")
     cam.set_defaults(handler=_cmd_cam)
+
+    gradients = commands.add_parser(
+        "gradients",
+        help="gradient norm of every layer at initialisation, for a net and its plain twin",
+    )
+    gradients.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    gradients.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="generated images per batch (default: 64 for the CIFAR nets, else 8 at 224)",
+    )
+    gradients.add_argument(
+        "--no-norm", action="store_true", help="both nets without BatchNorm (norm='none')"
+    )
+    gradients.add_argument(
+        "--format",
+        choices=("json", "png"),
+        default=None,
+        help="json (default) or png: the log-scale chart (default from the file name)",
+    )
+    gradients.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write (default: stdout)"
+    )
+    gradients.add_argument(
+        "--seed", type=int, default=0, help="seeds the weights and the batch (default 0)"
+    )
+    gradients.set_defaults(handler=_cmd_gradients)
     return parser
 
 

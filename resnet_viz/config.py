@@ -17,6 +17,7 @@ from typing import Any
 BLOCK_TYPES = ("basic", "bottleneck")
 STEM_TYPES = ("imagenet", "cifar", "deep", "deep_tiered")
 SHORTCUT_TYPES = ("A", "B", "C", "D")
+NORM_TYPES = ("batch", "none")
 
 # Output channels of a block are `width * EXPANSION[block]`.
 EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -42,6 +43,7 @@ _TOKEN_KEYS = {
     "preact": "pre",
     "se": "se",
     "residual": "res",
+    "norm": "nm",
     "dilated_stages": "dil",
     "zero_init_residual": "zi",
     "in_channels": "in",
@@ -80,6 +82,9 @@ class ResNetConfig:
         preact: Pre-activation blocks (BN and ReLU before each conv), He et al. 2016.
         se: A squeeze-and-excitation unit at the end of every residual branch.
         residual: Add the shortcut; False gives the paper's "plain" twin with no shortcuts.
+        norm: "batch" (BatchNorm after each conv, as in every ResNet paper) or "none" (no
+            normalisation modules at all; the gradient lab's variant for showing what
+            BatchNorm does to gradient flow, not a net anyone trains deep).
         dilated_stages: Stages whose stride is replaced by dilation (e.g. (4,) for output stride
             16, (3, 4) for 8); they must be the last stages.
         zero_init_residual: Initialise the last BatchNorm of each residual branch to zero, so
@@ -100,6 +105,7 @@ class ResNetConfig:
     preact: bool = False
     se: bool = False
     residual: bool = True
+    norm: str = "batch"
     dilated_stages: tuple[int, ...] = field(default=())
     zero_init_residual: bool = False
     in_channels: int = 3
@@ -360,6 +366,7 @@ def _validate(c: ResNetConfig) -> None:
     _check_choice("block", c.block, BLOCK_TYPES)
     _check_choice("stem", c.stem, STEM_TYPES)
     _check_choice("shortcut", c.shortcut, SHORTCUT_TYPES)
+    _check_choice("norm", c.norm, NORM_TYPES)
     for name in ("stride_in_1x1", "preact", "se", "residual", "zero_init_residual"):
         _check_bool(name, getattr(c, name))
 

@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from resnet_viz.blocks import BLOCKS, ResidualBlock, conv3x3, make_shortcut
+from resnet_viz.blocks import BLOCKS, ResidualBlock, batch_norm, conv3x3, make_shortcut
 from resnet_viz.config import ResNetConfig
 from resnet_viz.devices import check_fits, out_of_memory_as_error, resolve_device
 from resnet_viz.presets import get_preset, preset_name
@@ -27,6 +27,7 @@ class ResNet(nn.Module):
     def __init__(self, config: ResNetConfig, init_weights: bool = True) -> None:
         super().__init__()
         self.config = config
+        self.normed = config.norm == "batch"
         # Where the weights came from (a file name, or torchvision's weights name); None while
         # they are the random initialisation, so that every view can say so.
         self.weights_source: str | None = None
@@ -40,7 +41,7 @@ class ResNet(nn.Module):
 
         # A pre-activation network ends its last block on an addition; normalise and activate
         # once more before pooling, as He et al. 2016 do.
-        self.final_bn = nn.BatchNorm2d(config.out_channels) if config.preact else None
+        self.final_bn = batch_norm(config.out_channels, config.preact and self.normed)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(config.out_channels, config.num_classes)
 
@@ -61,20 +62,24 @@ class ResNet(nn.Module):
                 inner = (c.stem_width // 2, c.stem_width // 2)
             else:
                 inner = (c.stem_width * 3 // 8, c.stem_width // 2)
+
+            def norm(channels: int) -> list[nn.Module]:
+                return [nn.BatchNorm2d(channels)] if self.normed else []
+
             self.conv1 = nn.Sequential(
                 conv3x3(c.in_channels, inner[0], stride=2),
-                nn.BatchNorm2d(inner[0]),
+                *norm(inner[0]),
                 nn.ReLU(),
                 conv3x3(inner[0], inner[1]),
-                nn.BatchNorm2d(inner[1]),
+                *norm(inner[1]),
                 nn.ReLU(),
                 conv3x3(inner[1], c.stem_width),
             )
 
         # The CIFAR pre-activation nets hand the bare conv output to the first block, which
-        # normalises it itself.
-        has_norm = not (c.preact and c.stem == "cifar")
-        self.bn1 = nn.BatchNorm2d(c.stem_width) if has_norm else None
+        # normalises and activates it itself.
+        self.stem_activation = not (c.preact and c.stem == "cifar")
+        self.bn1 = batch_norm(c.stem_width, self.stem_activation and self.normed)
         self.relu = nn.ReLU()
         self.maxpool = (
             None if c.stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -105,7 +110,11 @@ class ResNet(nn.Module):
             downsample = None
             if c.residual:
                 downsample = make_shortcut(
-                    c.shortcut, self.inplanes, out_channels, block_stride, not c.preact
+                    c.shortcut,
+                    self.inplanes,
+                    out_channels,
+                    block_stride,
+                    with_norm=self.normed and not c.preact,
                 )
             blocks.append(
                 block(
@@ -117,6 +126,7 @@ class ResNet(nn.Module):
                     first_dilation=previous_dilation if block_index == 0 else self.dilation,
                     se=c.se,
                     residual=c.residual,
+                    norm=self.normed,
                     **extra,
                 )
             )
@@ -146,7 +156,9 @@ class ResNet(nn.Module):
         """The feature maps of the last stage, (N, out_channels, H / output_stride, ...)."""
         x = self.conv1(x)
         if self.bn1 is not None:
-            x = self.relu(self.bn1(x))
+            x = self.bn1(x)
+        if self.stem_activation:
+            x = self.relu(x)
         if self.maxpool is not None:
             x = self.maxpool(x)
 
@@ -154,7 +166,9 @@ class ResNet(nn.Module):
             x = stage(x)
 
         if self.final_bn is not None:
-            x = self.relu(self.final_bn(x))
+            x = self.final_bn(x)
+        if self.config.preact:
+            x = self.relu(x)
         return x
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,0 +1,114 @@
+"""Plotly figures of the gradient lab, from plain data, for the Gradient lab page and lectures.
+
+Each function takes lists and dicts of numbers (what the library returns, made plain) and
+returns a figure; nothing here runs a network or calls Streamlit.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+# Okabe-Ito, as in resnet_viz.gradient_chart: residual blue/sky, plain vermillion/orange.
+COLOURS = {
+    "residual, BN": "#0072B2",
+    "plain, BN": "#D55E00",
+    "residual, no norm": "#56B4E9",
+    "plain, no norm": "#E69F00",
+}
+_FALLBACK = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00")
+# The race lists deep plain, residual, shallow plain: vermillion, blue, green, so a residual
+# net is blue and a deep plain one vermillion on every chart of the lab.
+RACE_COLOURS = ("#D55E00", "#0072B2", "#009E73")
+
+
+def _colour(name: str, index: int) -> str:
+    return COLOURS.get(name, _FALLBACK[index % len(_FALLBACK)])
+
+
+def gradient_norms_figure(series: dict[str, list[tuple[str, float]]], title: str) -> go.Figure:
+    """Weight-gradient norm per weighted layer on a log axis, one line per network.
+
+    Args:
+        series: Network label -> [(layer name, norm), ...] in forward order.
+        title: The chart's title.
+    """
+    fig = go.Figure()
+    for index, (label, points) in enumerate(series.items()):
+        dash = "dot" if "no norm" in label else "solid"
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(points) + 1)),
+                y=[value for _, value in points],
+                text=[name for name, _ in points],
+                name=label,
+                mode="lines",
+                line={"color": _colour(label, index), "width": 3, "dash": dash},
+                hovertemplate="%{text}<br>|grad w| = %{y:.3g}<extra>" + label + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="weighted layer (1 = first conv, input side)",
+        yaxis_title="norm of the weight gradient",
+        yaxis_type="log",
+        yaxis_exponentformat="power",
+        legend={"orientation": "h", "y": -0.2},
+        height=480,
+        margin={"t": 60, "b": 10},
+        font={"size": 15},
+    )
+    return fig
+
+
+def loss_curves_figure(losses: dict[str, list[float]], title: str) -> go.Figure:
+    """Training loss per step, one line per network."""
+    fig = go.Figure()
+    for index, (label, values) in enumerate(losses.items()):
+        colour = RACE_COLOURS[index % len(RACE_COLOURS)]
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(values) + 1)),
+                y=values,
+                name=label,
+                mode="lines",
+                line={"color": colour, "width": 3},
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="step",
+        xaxis_tickformat="d",
+        yaxis_title="training loss (cross-entropy)",
+        legend={"orientation": "h", "y": -0.2},
+        height=420,
+        margin={"t": 60, "b": 10},
+        font={"size": 15},
+    )
+    return fig
+
+
+def response_std_figure(series: dict[str, list[tuple[str, float]]], title: str) -> go.Figure:
+    """Std of each 3x3 layer's response, in depth order (He et al. 2015, Fig. 7, top)."""
+    fig = go.Figure()
+    for index, (label, points) in enumerate(series.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(points) + 1)),
+                y=[value for _, value in points],
+                text=[name for name, _ in points],
+                name=label,
+                mode="lines+markers",
+                line={"color": RACE_COLOURS[index % len(RACE_COLOURS)], "width": 2},
+                hovertemplate="%{text}<br>std = %{y:.3g}<extra>" + label + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="3x3 layer index (original order)",
+        yaxis_title="std of the response",
+        legend={"orientation": "h", "y": -0.2},
+        height=420,
+        margin={"t": 60, "b": 10},
+        font={"size": 15},
+    )
+    return fig
