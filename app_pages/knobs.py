@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from resnet_viz.config import BLOCK_TYPES, SHORTCUT_TYPES, STEM_TYPES, ResNetConfig
+from resnet_viz.config import BLOCK_TYPES, NORM_TYPES, SHORTCUT_TYPES, STEM_TYPES, ResNetConfig
 
 # How a choice reads in its widget, where the value alone says too little.
 OPTION_NAMES = {
@@ -61,6 +61,7 @@ KNOBS = [
     Knob("preact", "Pre-activation", "bool", help="BN and ReLU before each conv (2016)"),
     Knob("se", "Squeeze-and-excitation", "bool"),
     Knob("residual", "Residual (off: plain net)", "bool"),
+    Knob("norm", "Normalisation", "choice", NORM_TYPES, "batch: BatchNorm after each conv; none"),
     Knob(
         "dilated_stages",
         "Dilated stages",
