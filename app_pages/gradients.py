@@ -25,9 +25,10 @@ RACE_KEY = "gradient_lab_race"
 RUNNING_KEY = "gradient_lab_running"
 # Measured outcome of the default race; see README, "Gradient lab".
 RACE_OUTCOME = (
-    "Measured with these defaults: after 30 steps plain-20 has left chance (loss ln 3 = 1.10) "
-    "behind while plain-56 and ResNet-56 have not yet: the deeper plain net trains worse. "
-    "ResNet-56 pulling ahead takes longer than this race; raise the steps to watch for it."
+    "Measured with these defaults (seeds 0, 1 and 2, 40 steps, on a 2-core CPU in about 40 s): "
+    "plain-56 never left chance (loss ln 3 = 1.10) while ResNet-56 fell to 0.18-0.78 and "
+    "plain-20 to 0.65-0.84. The deeper plain net trains worse than the shallower one: the "
+    "degradation problem. Its residual twin, as deep, does not."
 )
 
 

@@ -204,6 +204,19 @@ def test_race_is_reproducible() -> None:
     assert first == second
 
 
+def test_default_race_shows_the_degradation_problem() -> None:
+    # The race the page starts, run to the end (about 40 s on one thread): the deep plain net
+    # is still at chance (ln 3 = 1.10) when its residual twin and the shallower plain net are
+    # well below it. Seeds 1 and 2 hold too (bench/race.py); one seed keeps the suite short.
+    history = [step.losses for step in TrainingRace(RaceSettings(seed=0)).run()]
+
+    assert len(history) == RaceSettings().steps
+    last = {name: sum(h[name] for h in history[-5:]) / 5 for name in history[0]}
+    assert last["plain-56"] > 1.0
+    assert last["ResNet-56"] < last["plain-56"] - 0.25
+    assert last["plain-20"] < last["plain-56"] - 0.25
+
+
 def test_race_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="depth must be one of"):
         RaceSettings(deep=57)
