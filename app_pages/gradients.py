@@ -11,10 +11,9 @@ from app_pages.gradient_charts import (
     loss_curves_figure,
     response_std_figure,
 )
+from app_pages.gradient_data import load_flows
 from app_pages.shared import current_config
-from resnet_viz import ResNetConfig
-from resnet_viz.gradients import default_batch, gradient_flow, lab_batch, response_std, variants
-from resnet_viz.model import build_model
+from resnet_viz.gradients import default_batch, response_std
 from resnet_viz.presets import PRESETS, preset_name
 from resnet_viz.race import RaceSettings, TrainingRace
 from resnet_viz.shapes_data import CLASSES, make_shapes
@@ -30,21 +29,6 @@ RACE_OUTCOME = (
     "plain-20 to 0.65-0.84. The deeper plain net trains worse than the shallower one: the "
     "degradation problem. Its residual twin, as deep, does not."
 )
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def load_flows(
-    token: str, batch: int, seed: int
-) -> dict[str, tuple[float, list[tuple[str, float]]]]:
-    """First/last ratio and per-layer weight-gradient norms of the four variants (cached)."""
-    results = {}
-    images, labels = lab_batch(ResNetConfig.from_url_token(token), batch, seed)
-    for label, config in variants(ResNetConfig.from_url_token(token)).items():
-        # The lab's own model, built from the seed: never a shared cached one.
-        flow = gradient_flow(build_model(config, seed=seed), images, labels, name=label)
-        norms = [(layer.name, layer.weight_grad_norm) for layer in flow.layers]
-        results[label] = (flow.first_last_ratio, norms)
-    return results
 
 
 def _flows_ui() -> None:

@@ -36,6 +36,8 @@ from app_pages.activation_data import (
     with_crop_box,
 )
 from app_pages.diagram_view import diagram_source, laid_out, show_svg
+from app_pages.gradient_charts import gradient_norms_figure
+from app_pages.gradient_data import load_flows
 from app_pages.shared import current_analysis, current_config, current_token
 from resnet_viz import ResNetConfig
 from resnet_viz.activations import feature_grid, top_predictions
@@ -594,6 +596,40 @@ def show_head(lecture: Lecture, step: Step) -> None:
     )
 
 
+# The gradient step measures the paper's CIFAR ResNet-56 whatever the sidebar's network: a
+# batch of 16 at 32x32 through four 56-layer nets takes seconds, an ImageNet net's minutes.
+GRADIENT_NET = "resnet56"
+GRADIENT_BATCH = 16
+GRADIENT_TEXT = (
+    "**Why not just stack more layers?** Not because the gradients vanish: with BatchNorm a "
+    "deep *plain* net's gradients grow toward the input instead, by orders of magnitude here. "
+    "Yet deeper plain nets train *worse* than shallower ones (the degradation problem, the "
+    "paper's Fig. 1). The shortcut lets each block start near the identity, and the residual "
+    "net's gradients stay within a small factor from first layer to last."
+)
+
+
+def show_gradients(lecture: Lecture, step: Step) -> None:
+    with st.spinner(f"Forward and backward passes of four {GRADIENT_NET} variants..."):
+        flows = load_flows(GRADIENT_NET, GRADIENT_BATCH, 0)
+    words, chart = st.columns([1, 1.4], gap="medium")
+    with words:
+        teaching_ui(GRADIENT_TEXT)
+        cols = st.columns(2)
+        for index, label in enumerate(("plain, BN", "residual, BN")):
+            ratio, _ = flows[label]
+            cols[index].metric(
+                label, f"{ratio:.3g}×", help="first conv's weight-gradient norm / last conv's"
+            )
+        st.caption(
+            f"{GRADIENT_NET} and its plain twin at initialisation, a batch of {GRADIENT_BATCH} "
+            "generated images. The Gradient lab page has the other depths and the training race."
+        )
+    with chart:
+        series = {label: flows[label][1] for label in ("plain, BN", "residual, BN")}
+        st.plotly_chart(gradient_norms_figure(series, "|dL/dW| per layer, input → output"))
+
+
 def lecture_steps(analysis: Analysis) -> list[Step]:
     """Overview, stem, one step per stage, head. To add a step, append one:
 
@@ -609,6 +645,9 @@ def lecture_steps(analysis: Analysis) -> list[Step]:
     for index, stage in enumerate(stages):
         steps.append(Step(stage, f"Stage {index + 1} · conv{index + 2}_x", stage, show_stage))
     steps.append(Step("head", "The head · pool, fc, prediction", "head", show_head))
+    steps.append(
+        Step("gradients", "Why the shortcut · gradients at initialisation", None, show_gradients)
+    )
     return steps
 
 

@@ -76,7 +76,13 @@ def _lit_nodes_in_svg(svg: str) -> set[str]:
 
 def _expected_titles(config: ResNetConfig) -> list[str]:
     stages = [f"Stage {i + 1} · conv{i + 2}_x" for i in range(config.num_stages)]
-    return ["The whole network", "The stem · conv1", *stages, "The head · pool, fc, prediction"]
+    return [
+        "The whole network",
+        "The stem · conv1",
+        *stages,
+        "The head · pool, fc, prediction",
+        "Why the shortcut · gradients at initialisation",
+    ]
 
 
 def _part_records(analysis: Analysis, part: str) -> list[LayerRecord]:
@@ -139,9 +145,20 @@ def _check_arithmetic(at: Any, analysis: Analysis, part: str) -> None:
         assert len(shown) == 1  # one window that keeps the size, to show why
 
 
+def _check_gradient_step(at: Any) -> None:
+    """ResNet-56's plain twin's first/last ratio is far above its own (measured directions)."""
+    ratios = {m.label: float(m.value.rstrip("×")) for m in at.metric}
+    assert ratios["plain, BN"] > 100 * ratios["residual, BN"]
+    assert ratios["residual, BN"] < 50
+    assert at.get("plotly_chart")
+
+
 def _check_step(at: Any, analysis: Analysis, number: int, part: str | None) -> None:
     assert not at.exception
     assert at.query_params["step"] == str(number)
+    if part == "gradients":
+        _check_gradient_step(at)
+        return
     svg = _svg(at)
     assert _lit_nodes_in_svg(svg) == ({part} if part else set())
     if part is None:
@@ -171,7 +188,8 @@ def test_lecture_steps_through_every_part_and_stops_at_the_ends(model: str) -> N
     analysis = _analysis(model)
     at = _lecture(model)
     expected = _expected_titles(config)
-    parts = [None, "stem", *[f"layer{i + 1}" for i in range(config.num_stages)], "head"]
+    stages = [f"layer{i + 1}" for i in range(config.num_stages)]
+    parts = [None, "stem", *stages, "head", "gradients"]
 
     titles = [_title(at)]
     _check_step(at, analysis, 1, None)
@@ -184,7 +202,7 @@ def test_lecture_steps_through_every_part_and_stops_at_the_ends(model: str) -> N
         at.button(key="lecture_prev").click().run()
         backwards += 1
 
-    # Next stops at the head, Prev at the overview: exactly stem + stages + head + overview.
+    # Next stops at the gradients, Prev at the overview: overview, stem, stages, head, gradients.
     assert titles == [f"{n} / {len(expected)} {t}" for n, t in enumerate(expected, 1)]
     assert backwards == len(expected) - 1
     assert at.query_params["step"] == "1"
@@ -195,27 +213,27 @@ def test_lecture_steps_through_every_part_and_stops_at_the_ends(model: str) -> N
 def test_lecture_step_round_trips_through_the_link() -> None:
     at = _lecture("resnet18", step="4")
 
-    assert _title(at).startswith("4 / 7 Stage 2")
+    assert _title(at).startswith("4 / 8 Stage 2")
     at.button(key="lecture_next").click().run()
     assert at.query_params["step"] == "5"
 
     again = _lecture("resnet18", step=at.query_params["step"])
-    assert _title(again).startswith("5 / 7 Stage 3")
+    assert _title(again).startswith("5 / 8 Stage 3")
     assert not again.warning
 
     again.selectbox(key="lecture_goto").select(7).run()
-    assert _title(again).startswith("7 / 7 The head")
+    assert _title(again).startswith("7 / 8 The head")
     assert again.query_params["step"] == "7"
 
 
 @needs_graphviz
-@pytest.mark.parametrize("step", ["abc", "8"])
+@pytest.mark.parametrize("step", ["abc", "9"])
 def test_lecture_bad_step_in_the_link_falls_back_to_step_1(step: str) -> None:
     at = _lecture("resnet18", step=step)
 
     assert not at.exception
-    assert _title(at).startswith("1 / 7")
-    assert any("not a step of this lecture (1 to 7)" in w.value for w in at.warning)
+    assert _title(at).startswith("1 / 8")
+    assert any("not a step of this lecture (1 to 8)" in w.value for w in at.warning)
     assert at.query_params["step"] == "1"
 
 
