@@ -1,7 +1,9 @@
 """The app in a real browser: `streamlit run app.py` on a local port, driven by Chromium.
 
 Skipped where Chromium or Playwright is missing, unless RESNET_VIZ_REQUIRE_BROWSER is set, as
-`.ci/run` does after `./dev system` has installed Debian's chromium.
+`.ci/run` does after `./dev system` has installed Debian's chromium. Each test saves a screenshot
+of its page, into the test's temporary folder, or into RESNET_VIZ_SCREENSHOTS where that is set
+(`RESNET_VIZ_SCREENSHOTS=/tmp/shots ./dev test tests/test_browser.py`, to look at them).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.skipif(
     (CHROMIUM is None or sync_playwright is None) and not REQUIRED,
     reason="Chromium or Playwright is not installed (./dev system installs Chromium)",
 )
+SHOTS = os.environ.get("RESNET_VIZ_SCREENSHOTS")
 # The first page of a fresh server traces its network; later pages are quicker.
 LOAD_TIMEOUT_MS = 90_000
 
@@ -120,6 +123,12 @@ def _settled(page: Page) -> None:
     assert page.locator("[data-testid=stException]").count() == 0
 
 
+def _screenshot(page: Page, tmp_path: Path, name: str) -> None:
+    folder = Path(SHOTS) if SHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"app-{name}.png"))
+
+
 def test_build_page_and_the_preset_picker(page: Page, app_url: str, tmp_path: Path) -> None:
     page.goto(f"{app_url}/?model=resnet50")
     _settled(page)
@@ -131,7 +140,7 @@ def test_build_page_and_the_preset_picker(page: Page, app_url: str, tmp_path: Pa
     _settled(page)
     page.get_by_text("11.7M").first.wait_for()
     assert "model=resnet18" in page.url
-    page.screenshot(path=str(tmp_path / "build.png"))
+    _screenshot(page, tmp_path, "build")
 
 
 def test_architecture_page_draws_the_diagram(page: Page, app_url: str, tmp_path: Path) -> None:
@@ -141,7 +150,7 @@ def test_architecture_page_draws_the_diagram(page: Page, app_url: str, tmp_path:
     frame.locator("svg").wait_for()
     text = frame.locator("svg").text_content() or ""
     assert "layer4.0" in text and "512×7×7" in text
-    page.screenshot(path=str(tmp_path / "architecture.png"))
+    _screenshot(page, tmp_path, "architecture")
 
 
 def test_activations_page_shows_maps_for_an_uploaded_photo(
@@ -159,7 +168,7 @@ def test_activations_page_shows_maps_for_an_uploaded_photo(
     grid = page.locator("[data-testid=stImage] img")
     assert grid.count() >= 3  # the photo, the network's view and the feature maps
     page.get_by_text("layer3.1.relu (2), 256x14x14").first.wait_for()
-    page.screenshot(path=str(tmp_path / "activations.png"))
+    _screenshot(page, tmp_path, "activations")
 
 
 def test_switching_pages_keeps_the_view_in_the_link(page: Page, app_url: str) -> None:
@@ -205,5 +214,24 @@ def test_lecture_page_keys_folded_sidebar_and_focused_diagram(
         "g.querySelector('title').textContent === 'layer2').getBoundingClientRect().top"
     )
     assert 0 <= top < height
-    page.screenshot(path=str(tmp_path / "lecture.png"))
+    _screenshot(page, tmp_path, "lecture")
     page.set_viewport_size({"width": 1400, "height": 900})
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("compute?model=resnet50", "Basic block vs bottleneck"),
+        ("compare?model=resnet50&compare=resnet34,resnet50", "Diagram difference"),
+        ("gradients?model=resnet20", "Gradient flow at initialisation"),
+    ],
+)
+def test_each_other_page_draws_its_charts(
+    page: Page, app_url: str, tmp_path: Path, path: str, expected: str
+) -> None:
+    page.goto(f"{app_url}/{path}")
+    _settled(page)
+    page.get_by_text(expected).first.wait_for()
+    # Plotly draws into an SVG of its own once the chart has data.
+    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+    _screenshot(page, tmp_path, path.split("?")[0])
