@@ -25,6 +25,23 @@ def _colour(name: str, index: int) -> str:
     return COLOURS.get(name, _FALLBACK[index % len(_FALLBACK)])
 
 
+def _laid_out(
+    fig: go.Figure, title: str, x_title: str, y_title: str, height: int, **layout: object
+) -> go.Figure:
+    """The lab's common look: large type for a projector, the legend under the chart."""
+    fig.update_layout(
+        title=title,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        legend={"orientation": "h", "y": -0.2},
+        height=height,
+        margin={"t": 60, "b": 10},
+        font={"size": 15},
+        **layout,
+    )
+    return fig
+
+
 def gradient_norms_figure(series: dict[str, list[tuple[str, float]]], title: str) -> go.Figure:
     """Weight-gradient norm per weighted layer on a log axis, one line per network.
 
@@ -46,18 +63,15 @@ def gradient_norms_figure(series: dict[str, list[tuple[str, float]]], title: str
                 hovertemplate="%{text}<br>|grad w| = %{y:.3g}<extra>" + label + "</extra>",
             )
         )
-    fig.update_layout(
-        title=title,
-        xaxis_title="weighted layer (1 = first conv, input side)",
-        yaxis_title="norm of the weight gradient",
+    return _laid_out(
+        fig,
+        title,
+        "weighted layer (1 = first conv, input side)",
+        "norm of the weight gradient",
+        480,
         yaxis_type="log",
         yaxis_exponentformat="power",
-        legend={"orientation": "h", "y": -0.2},
-        height=480,
-        margin={"t": 60, "b": 10},
-        font={"size": 15},
     )
-    return fig
 
 
 def loss_curves_figure(losses: dict[str, list[float]], title: str) -> go.Figure:
@@ -74,17 +88,7 @@ def loss_curves_figure(losses: dict[str, list[float]], title: str) -> go.Figure:
                 line={"color": colour, "width": 3},
             )
         )
-    fig.update_layout(
-        title=title,
-        xaxis_title="step",
-        xaxis_tickformat="d",
-        yaxis_title="training loss (cross-entropy)",
-        legend={"orientation": "h", "y": -0.2},
-        height=420,
-        margin={"t": 60, "b": 10},
-        font={"size": 15},
-    )
-    return fig
+    return _laid_out(fig, title, "step", "training loss (cross-entropy)", 420, xaxis_tickformat="d")
 
 
 def response_std_figure(series: dict[str, list[tuple[str, float]]], title: str) -> go.Figure:
@@ -102,13 +106,4 @@ def response_std_figure(series: dict[str, list[tuple[str, float]]], title: str) 
                 hovertemplate="%{text}<br>std = %{y:.3g}<extra>" + label + "</extra>",
             )
         )
-    fig.update_layout(
-        title=title,
-        xaxis_title="3x3 layer index (original order)",
-        yaxis_title="std of the response",
-        legend={"orientation": "h", "y": -0.2},
-        height=420,
-        margin={"t": 60, "b": 10},
-        font={"size": 15},
-    )
-    return fig
+    return _laid_out(fig, title, "3x3 layer index (original order)", "std of the response", 420)
