@@ -24,6 +24,7 @@ PLAUSIBLE = {
     "preact": st.booleans(),
     "se": st.booleans(),
     "residual": st.booleans(),
+    "norm": st.sampled_from(["batch", "none"]),
     "dilated_stages": st.sampled_from([(), (), (4,), (3,), (2, 3), (3, 4)]),
     "zero_init_residual": st.booleans(),
     "in_channels": st.sampled_from([1, 3, 4]),
@@ -46,6 +47,7 @@ NONSENSE = {
     "stride_in_1x1": st.sampled_from(["no", 0, None, 2.0]),
     "se": st.sampled_from(["true", 2, [], None]),
     "residual": st.sampled_from(["false", 0.0, None]),
+    "norm": st.sampled_from(["Batch", "layer", "", None, False]),
     "zero_init_residual": st.sampled_from(["0", 5, {}]),
     "junk": st.just(1),
 }
