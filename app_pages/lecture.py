@@ -708,11 +708,11 @@ def settings_ui(steps: list[Step]) -> tuple[str, str, bool]:
 
 
 def header_ui(steps: list[Step], number: int) -> None:
+    # No arrow icons: Streamlit shows each button's key (← and →) beside its label already.
     back, title, forward = st.columns([1.6, 7, 1.6], vertical_alignment="center")
     back.button(
         "Prev",
         key="lecture_prev",
-        icon=":material/arrow_back:",
         on_click=move,
         args=(-1, len(steps)),
         disabled=number == 1,
@@ -722,7 +722,6 @@ def header_ui(steps: list[Step], number: int) -> None:
     forward.button(
         "Next",
         key="lecture_next",
-        icon=":material/arrow_forward:",
         on_click=move,
         args=(1, len(steps)),
         disabled=number == len(steps),
@@ -740,7 +739,7 @@ STYLE = """
 <style>
 /* Room for the content: less padding, and no width cap on a wide projector. */
 [data-testid="stMainBlockContainer"] {
-    padding: 3.2rem 1.5rem 1rem 1.5rem; max-width: none;
+    padding: 4.2rem 1.5rem 1rem 1.5rem; max-width: none;
 }
 /* Large, black type: the back row reads it. */
 [data-testid="stMain"] { color: #000; }
