@@ -902,8 +902,11 @@ if nets[0].random and len(nets) == 1:
         "or ImageNet weights (above, right) to see what training changes, side by side."
     )
 x = prepared.tensor
+# The open tab is in the link (`view=Receptive field`), so that a reload keeps it.
 maps_tab, anatomy_tab_, predictions_tab_, field_tab = st.tabs(
-    ["Feature maps", "Residual anatomy", "Predictions and Grad-CAM", "Receptive field"]
+    ["Feature maps", "Residual anatomy", "Predictions and Grad-CAM", "Receptive field"],
+    key="view",
+    bind="query-params",
 )
 with maps_tab:
     block, layer = feature_maps_tab(nets, analysis, token, x, input_key, photo)

@@ -59,6 +59,7 @@ def diagram_controls(analysis: Analysis) -> tuple[str, str | None, dict[str, obj
         LEVELS,
         default="blocks",
         key="arch_level",
+        bind="query-params",  # a link or a reload keeps the level
         help="\n\n".join(f"**{name}**: {text}" for name, text in LEVEL_HELP.items()),
     )
     level = level or "blocks"
