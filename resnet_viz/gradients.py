@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -71,13 +72,19 @@ class GradientFlow:
         Far above 1: gradients grow toward the input; far below 1: they vanish toward it.
         """
         convs = [layer for layer in self.layers if layer.kind == "conv" and layer.main_path]
-        return convs[0].weight_grad_norm / convs[-1].weight_grad_norm
+        first, last = convs[0].weight_grad_norm, convs[-1].weight_grad_norm
+        if last == 0.0:
+            # The signal died on the way forward (PyTorch's default init does this to a plain
+            # 110-layer net without normalisation): no gradient reaches the last conv's weights.
+            return math.inf if first > 0.0 else math.nan
+        return first / last
 
     def to_dict(self) -> dict[str, object]:
         return {
             "model": self.model,
             "loss": self.loss,
-            "first_last_ratio": self.first_last_ratio,
+            # JSON has no infinity: a ratio with nothing below it is null there.
+            "first_last_ratio": ratio if math.isfinite(ratio := self.first_last_ratio) else None,
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 

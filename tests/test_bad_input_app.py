@@ -26,7 +26,14 @@ from resnet_viz.model import ResNet
 ACTIVATIONS = "app_pages/activations.py"
 
 # Pages that read the sidebar's model; the lead adds a new page here with one line.
-PAGES = ["app_pages/build.py", "app_pages/architecture.py", ACTIVATIONS]
+PAGES = [
+    "app_pages/build.py",
+    "app_pages/architecture.py",
+    ACTIVATIONS,
+    "app_pages/compute.py",
+    "app_pages/compare.py",
+    "app_pages/lecture.py",
+]
 
 # One invalid value per field, as the link carries it (ResNetConfig's token keys), and tokens
 # that are not tokens at all.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 
 import pytest
 import torch
@@ -12,7 +13,15 @@ from conftest import cli_status
 from torch import nn
 
 from resnet_viz import build_model
-from resnet_viz.gradients import gradient_flow, lab_batch, measure, response_std, variants
+from resnet_viz.gradients import (
+    GradientFlow,
+    LayerGradient,
+    gradient_flow,
+    lab_batch,
+    measure,
+    response_std,
+    variants,
+)
 from resnet_viz.presets import get_preset
 from resnet_viz.race import RaceSettings, TrainingRace
 from resnet_viz.shapes_data import CLASSES, make_shapes
@@ -307,3 +316,21 @@ def test_gradient_lab_page_shows_ratios_and_runs_a_race() -> None:
         "plain-20": 2,
     }
     assert not at.info  # Fig. 7 is drawn once the race has run
+
+
+def test_first_last_ratio_when_no_gradient_reaches_the_last_conv() -> None:
+    # PyTorch's default init kills the signal of a plain 110-layer net without normalisation:
+    # the last conv's weight gradient is exactly 0, and the ratio is infinite, null in JSON.
+    flow = GradientFlow(
+        model="dead",
+        config=None,
+        layers=[
+            LayerGradient("conv1", "conv", True, 0.5, 1.0),
+            LayerGradient("layer1.0.conv1", "conv", True, 0.0, 0.0),
+        ],
+        loss=2.3,
+    )
+
+    assert flow.first_last_ratio == math.inf
+    assert flow.to_dict()["first_last_ratio"] is None
+    json.dumps(flow.to_dict(), allow_nan=False)
