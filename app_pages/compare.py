@@ -18,7 +18,7 @@ from resnet_viz import PRESETS, ResNetConfig, build_model
 from resnet_viz.analysis import Analysis, analyze
 from resnet_viz.charts import byte_text, compare_parts_figure, latency_figure
 from resnet_viz.costs import part_totals
-from resnet_viz.devices import available_devices
+from resnet_viz.devices import available_devices, out_of_memory_as_error
 from resnet_viz.diagram import GRAPHVIZ_MISSING, graphviz_available
 from resnet_viz.latency import check_latency_fits, summarize, time_forward
 from resnet_viz.paper_table import to_csv, to_latex, to_markdown
@@ -231,15 +231,18 @@ def _measure(tokens: list[str], device: str, batch: int, warmup: int, repeats: i
         analysis = timing_analysis(token, batch)
         check_latency_fits(analysis, device, built=False)
         bar.progress(done / steps, text=f"Building {token} on {device}...")
-        model = timed_model(token, device)
         channels = ResNetConfig.from_url_token(token).in_channels
         shape = (batch, channels, *analysis.input_size)
-        for progress in time_forward(model, shape, warmup=warmup, repeats=repeats):
-            done += 1
-            if progress.times_ms:
-                results[(token, device, batch)] = progress.times_ms
-            text = f"{token}: {progress.phase} run {progress.done} of {progress.total}"
-            bar.progress(done / steps, text=text)
+        # An out-of-memory error on a GPU becomes a message naming the CPU (a ValueError,
+        # shown by latency_ui); the runs timed before it stay in the results.
+        with out_of_memory_as_error(torch.device(device), f"Timing {token}"):
+            model = timed_model(token, device)
+            for progress in time_forward(model, shape, warmup=warmup, repeats=repeats):
+                done += 1
+                if progress.times_ms:
+                    results[(token, device, batch)] = progress.times_ms
+                text = f"{token}: {progress.phase} run {progress.done} of {progress.total}"
+                bar.progress(done / steps, text=text)
     bar.progress(1.0, text="Done.")
 
 
