@@ -51,9 +51,12 @@ def _read_link() -> list[str]:
 
 
 def _default_pick() -> list[str]:
+    """The sidebar's network and a partner of its kind: a CIFAR net is set beside resnet20
+    (its 32x32 input would make its bars vanish next to an ImageNet net's)."""
     current = current_token()
-    other = "resnet34" if current != "resnet34" else "resnet50"
-    return [other, current]
+    cifar = ResNetConfig.from_url_token(current).stem == "cifar"
+    first, second = ("resnet20", "resnet56") if cifar else ("resnet34", "resnet50")
+    return [first if current != first else second, current]
 
 
 def _add_typed() -> None:

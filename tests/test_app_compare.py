@@ -142,3 +142,11 @@ def test_compare_page_measures_latency_on_the_cpu() -> None:
     at.button(key="compare_stop").click().run()
     assert "Stopped" in at.info[0].value
     assert list(at.dataframe[-1].value["timed runs"]) == [3, 3]
+
+
+def test_compare_starts_a_cifar_net_beside_resnet20() -> None:
+    # A 32x32 net beside an ImageNet one would be bars too small to see.
+    at = open_page(PAGE, "resnet56")
+
+    assert not at.exception
+    assert at.query_params["compare"] == "resnet20,resnet56"
