@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.diagram_view import diagram_file, diagram_source, laid_out, show_svg
+from app_pages.diagram_view import diagram_file, diagram_source, draw_diagram
 from app_pages.shared import current_analysis, current_config, current_token, load_analysis
 from resnet_viz import PRESETS
 from resnet_viz.analysis import Analysis, shape_arithmetic
@@ -107,26 +107,9 @@ def diagram_ui(analysis: Analysis) -> None:
     token = current_token()
     level, compare, options = diagram_controls(analysis)
     key = tuple(sorted(options.items()))
-    try:
-        source = diagram_source(token, compare, key)
-    except ValueError as err:
-        st.error(str(err))
+    shown = draw_diagram(token, compare, key, retry="try another level")
+    if shown is None:
         return
-
-    shown = key
-    if graphviz_available():
-        try:
-            with st.spinner("Laying out the diagram..."):
-                svg, shown, notice = laid_out(token, compare, key, "svg")
-        except (RuntimeError, ValueError) as err:  # LayoutTimeout is a RuntimeError
-            st.error(f"{err}. Graphviz did not produce this diagram; try another level.")
-            return
-        if notice:
-            st.info(notice)
-        show_svg(svg.decode())
-    else:
-        st.caption(f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}{GRAPHVIZ_MISSING[1:]}.")
-        st.graphviz_chart(source, width="stretch")
 
     export = st.columns([1, 1, 4])
     fmt = export[0].selectbox("Export as", ["svg", "png", "pdf", "dot"], key="arch_fmt")

@@ -12,14 +12,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app_pages.diagram_view import diagram_source, laid_out, show_svg
+from app_pages.diagram_view import draw_diagram
 from app_pages.shared import current_token, load_analysis
 from resnet_viz import PRESETS, ResNetConfig, build_model
 from resnet_viz.analysis import Analysis, analyze
 from resnet_viz.charts import byte_text, compare_parts_figure, latency_figure
 from resnet_viz.costs import part_totals
 from resnet_viz.devices import available_devices, out_of_memory_as_error
-from resnet_viz.diagram import GRAPHVIZ_MISSING, graphviz_available
 from resnet_viz.latency import check_latency_fits, summarize, time_forward
 from resnet_viz.paper_table import to_csv, to_latex, to_markdown
 from resnet_viz.presets import describe
@@ -192,21 +191,8 @@ def diagram_ui(tokens: list[str]) -> None:
         "highlight": None,
     }
     key = tuple(sorted(options.items()))
-    try:
-        if not graphviz_available():
-            st.caption(
-                f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}{GRAPHVIZ_MISSING[1:]}."
-            )
-            st.graphviz_chart(diagram_source(first, second, key), width="stretch")
-            return
-        with st.spinner("Laying out the difference..."):
-            svg, _, notice = laid_out(first, second, key, "svg")
-    except (RuntimeError, ValueError) as err:  # LayoutTimeout is a RuntimeError
-        st.error(f"{err}. Graphviz did not produce this diagram; try the stages level.")
+    if draw_diagram(first, second, key) is None:
         return
-    if notice:
-        st.info(notice)
-    show_svg(svg.decode())
     st.caption("Dashed: in one network only; shapes or numbers that differ are shown for both.")
 
 

@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import streamlit as st
 
 from app_pages.shared import load_analysis
-from resnet_viz.diagram import FALLBACK_TIMEOUT, LayoutTimeout, diagram, diff_diagram, render
+from resnet_viz.diagram import (
+    FALLBACK_TIMEOUT,
+    GRAPHVIZ_MISSING,
+    LayoutTimeout,
+    diagram,
+    diff_diagram,
+    graphviz_available,
+    render,
+)
 
 # Seconds Graphviz may spend on a layout in the page before the stages level stands in.
 LAYOUT_LIMIT = 5.0
@@ -68,6 +77,40 @@ def laid_out(
         "level is shown instead (and offered for download)."
     )
     return diagram_file(token, compare, stages, fmt), stages, notice
+
+
+def draw_diagram(
+    token: str,
+    compare: str | None,
+    options: tuple[tuple[str, object], ...],
+    retry: str = "try the stages level",
+    **frame: Any,
+) -> tuple[tuple[str, object], ...] | None:
+    """The diagram in the page: Graphviz's SVG in a frame (`frame` goes to `show_svg`), or the
+    browser's own layout of the DOT text without Graphviz. Failures are messages in the page.
+
+    Returns:
+        The options of what is shown (the stages level after a fallback), or None if nothing is.
+    """
+    try:
+        source = diagram_source(token, compare, options)
+    except ValueError as err:
+        st.error(str(err))
+        return None
+    if not graphviz_available():
+        st.caption(f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}{GRAPHVIZ_MISSING[1:]}.")
+        st.graphviz_chart(source, width="stretch")
+        return options
+    try:
+        with st.spinner("Laying out the diagram..."):
+            svg, shown, notice = laid_out(token, compare, options, "svg")
+    except (RuntimeError, ValueError) as err:  # LayoutTimeout is a RuntimeError
+        st.error(f"{err}. Graphviz did not produce this diagram; {retry}.")
+        return None
+    if notice:
+        st.info(notice)
+    show_svg(svg.decode(), **frame)
+    return shown
 
 
 def show_svg(

@@ -42,6 +42,21 @@ def _laid_out(
     return fig
 
 
+def _per_layer(
+    label: str, points: list[tuple[str, float]], quantity: str, mode: str, line: dict
+) -> go.Scatter:
+    """One network's value per layer, layers numbered from 1, each named on hover."""
+    return go.Scatter(
+        x=list(range(1, len(points) + 1)),
+        y=[value for _, value in points],
+        text=[name for name, _ in points],
+        name=label,
+        mode=mode,
+        line=line,
+        hovertemplate=f"%{{text}}<br>{quantity} = %{{y:.3g}}<extra>{label}</extra>",
+    )
+
+
 def gradient_norms_figure(series: dict[str, list[tuple[str, float]]], title: str) -> go.Figure:
     """Weight-gradient norm per weighted layer on a log axis, one line per network.
 
@@ -52,17 +67,8 @@ def gradient_norms_figure(series: dict[str, list[tuple[str, float]]], title: str
     fig = go.Figure()
     for index, (label, points) in enumerate(series.items()):
         dash = "dot" if "no norm" in label else "solid"
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(1, len(points) + 1)),
-                y=[value for _, value in points],
-                text=[name for name, _ in points],
-                name=label,
-                mode="lines",
-                line={"color": _colour(label, index), "width": 3, "dash": dash},
-                hovertemplate="%{text}<br>|grad w| = %{y:.3g}<extra>" + label + "</extra>",
-            )
-        )
+        line = {"color": _colour(label, index), "width": 3, "dash": dash}
+        fig.add_trace(_per_layer(label, points, "|grad w|", "lines", line))
     return _laid_out(
         fig,
         title,
@@ -95,15 +101,6 @@ def response_std_figure(series: dict[str, list[tuple[str, float]]], title: str) 
     """Std of each 3x3 layer's response, in depth order (He et al. 2015, Fig. 7, top)."""
     fig = go.Figure()
     for index, (label, points) in enumerate(series.items()):
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(1, len(points) + 1)),
-                y=[value for _, value in points],
-                text=[name for name, _ in points],
-                name=label,
-                mode="lines+markers",
-                line={"color": RACE_COLOURS[index % len(RACE_COLOURS)], "width": 2},
-                hovertemplate="%{text}<br>std = %{y:.3g}<extra>" + label + "</extra>",
-            )
-        )
+        line = {"color": RACE_COLOURS[index % len(RACE_COLOURS)], "width": 2}
+        fig.add_trace(_per_layer(label, points, "std", "lines+markers", line))
     return _laid_out(fig, title, "3x3 layer index (original order)", "std of the response", 420)

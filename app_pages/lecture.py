@@ -35,7 +35,7 @@ from app_pages.activation_data import (
     stage_names,
     with_crop_box,
 )
-from app_pages.diagram_view import diagram_source, laid_out, show_svg
+from app_pages.diagram_view import draw_diagram
 from app_pages.gradient_charts import gradient_norms_figure
 from app_pages.gradient_data import load_flows
 from app_pages.shared import current_analysis, current_config, current_token
@@ -43,7 +43,7 @@ from resnet_viz import ResNetConfig
 from resnet_viz.activations import feature_grid, top_predictions
 from resnet_viz.analysis import Analysis, LayerRecord, shape_arithmetic
 from resnet_viz.config import short_repr
-from resnet_viz.diagram import GRAPHVIZ_MISSING, LEVELS, THEMES, graphviz_available
+from resnet_viz.diagram import LEVELS, THEMES
 from resnet_viz.images import CROP_SIZE, network_view, sample_images
 from resnet_viz.paper_table import Bracket, TableRow, human, table_rows
 from resnet_viz.presets import describe, preset_name
@@ -494,25 +494,17 @@ def diagram_ui(lecture: Lecture, part: str | None, size: tuple[int, int]) -> Non
         "name": preset_name(lecture.config) or "custom network",
     }
     key = tuple(sorted(options.items()))
-    try:
-        source = diagram_source(lecture.token, None, key)
-    except ValueError as err:
-        st.error(str(err))
-        return
-    if not graphviz_available():
-        st.caption(f"Drawn by your browser. {GRAPHVIZ_MISSING[0].upper()}{GRAPHVIZ_MISSING[1:]}.")
-        st.graphviz_chart(source, width="stretch")
-        return
-    try:
-        with st.spinner("Laying out the diagram..."):
-            svg, _, notice = laid_out(lecture.token, None, key, "svg")
-    except (RuntimeError, ValueError) as err:  # LayoutTimeout is a RuntimeError
-        st.error(f"{err}. Graphviz did not produce this diagram; try the stages level.")
-        return
-    if notice:
-        st.caption(notice)
     colour = THEMES[THEME].highlight if part else None
-    show_svg(svg.decode(), *size, focus=colour, fit=part is None)
+    width, height = size
+    draw_diagram(
+        lecture.token,
+        None,
+        key,
+        panel_width=width,
+        max_height=height,
+        focus=colour,
+        fit=part is None,
+    )
 
 
 # -- the steps ---------------------------------------------------------------------------
